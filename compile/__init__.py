@@ -1,0 +1,1 @@
+"""Compilation of NeuralAlchemy networks for neuromorphic targets."""

@@ -1,0 +1,101 @@
+"""``alchemy compile``: checkpoint → quantized, placed, self-contained artifact.
+
+For a Loihi target the network is mapped to the chip's fixed-point formats (a network trained in
+fixed point already is in them; a float one is quantized by :func:`~neuralalchemy.network.
+quantize_network`), placed on cores within the target profile's limits, and written with its
+resource report and NIR export. The ``cpu`` target writes the float network instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from neuralalchemy.agent_io import DeployedAgent
+from neuralalchemy.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from neuralalchemy.compile.artifact import (FORMAT, FORMAT_VERSION, MANIFEST, agent_arrays,
+                                            npz_bytes)
+from neuralalchemy.compile.nir_export import write_nir
+from neuralalchemy.compile.placement import Placement, Population, Projection, place
+from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
+from neuralalchemy.hardware.profiles import get_profile
+from neuralalchemy.network import NetworkParams, dequantize, quantize_network
+
+CPU_TARGETS = ("cpu",)
+
+
+def canonical_target(target: str) -> str:
+    """``cpu`` or a Loihi profile name (``loihi`` means Loihi 2)."""
+    if target.lower() in CPU_TARGETS:
+        return "cpu"
+    return get_profile(target).name
+
+
+def network_for_target(network: NetworkParams, target: str) -> NetworkParams:
+    """The network in the precision the target runs."""
+    if target == "cpu":
+        return dequantize(network)
+    return network if network.precision == "fixed" else quantize_network(network)
+
+
+def placement_for(network: NetworkParams, target: str) -> Placement:
+    """Place the reservoir on the target's cores (raises PlacementError when it cannot fit)."""
+    profile = get_profile(target)
+    pops = [Population("reservoir", network.size)]
+    projs = [
+        Projection("input", "encoder", "reservoir", (network.w_in != 0).sum(axis=1),
+                   profile.weight_bits, network.n_inputs),
+        Projection("recurrent", "reservoir", "reservoir", (network.w_rec != 0).sum(axis=1),
+                   profile.weight_bits, network.size),
+    ]
+    return place(pops, projs, profile)
+
+
+def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Compile the checkpoint in ``source`` (a run folder or checkpoint file) into ``out``."""
+    target = canonical_target(target)
+    ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
+    ckpt = load_checkpoint(ckpt_path)
+    agent = ckpt.agent()
+    network = network_for_target(ckpt.network, target)
+    agent = replace(agent, network=network)
+    if target == "loihi1":
+        raise ValueError("target loihi1: the encoder sends graded (8-bit payload) spikes, which "
+                         "only Loihi 2 supports; compile with --target loihi2")
+    resources = _resources(network, target)
+    with atomic_dir(out, replace=True) as tmp:
+        files = _write_files(tmp, agent, network, resources)
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "target": target,
+            "precision": network.precision, "env_id": agent.env_id,
+            "steps_per_obs": agent.steps_per_obs, "neurons": network.size,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source": {"checkpoint": str(ckpt_path), "sha256": sha256_file(ckpt_path),
+                       "eval_mean": ckpt.learner.get("eval_mean")},
+            "files": files,
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+    return out, {"manifest": manifest, "resources": resources}
+
+
+def _resources(network: NetworkParams, target: str) -> dict[str, Any]:
+    synapses = int((network.w_in != 0).sum() + (network.w_rec != 0).sum())
+    base = {"target": target, "neurons": network.size, "synapses": synapses,
+            "input_channels": network.n_inputs, "readout": "host (spike counts per step)"}
+    if target == "cpu":
+        return base
+    return {**base, "placement": placement_for(network, target).summary()}
+
+
+def _write_files(folder: Path, agent: DeployedAgent, network: NetworkParams,
+                 resources: dict[str, Any]) -> dict[str, str]:
+    from neuralalchemy.fsio import atomic_write_bytes
+
+    atomic_write_bytes(folder / "network.npz", npz_bytes(network.to_arrays()))
+    atomic_write_bytes(folder / "agent.npz", npz_bytes(agent_arrays(agent)))
+    atomic_write_json(folder / "resources.json", resources)
+    write_nir(agent, folder / "network.nir")
+    names = ("network.npz", "agent.npz", "resources.json", "network.nir")
+    return {name: sha256_file(folder / name) for name in names}

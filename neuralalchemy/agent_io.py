@@ -1,0 +1,115 @@
+"""The agent's sensory encoder and readout, in plain numpy.
+
+These functions are shared verbatim by every backend (the torch reference, the Lava process that
+owns the environment, Brian2), so that the only thing a backend contributes is the reservoir's
+dynamics. This module imports numpy alone: it runs inside Lava's worker processes.
+
+Encoder (population coding, Gaussian receptive fields): observation dimension ``d`` is tiled by
+``M`` centres ``c[d, m]`` with width ``sigma[d]``; channel ``(d, m)`` carries
+``x = exp(−(o_d − c[d, m])² / (2·sigma[d]²))`` in [0, 1]. In fixed point the channel sends a graded
+spike with 8-bit payload ``floor(255·x + 0.5)``; on chip this is a Dense input layer with
+``num_message_bits = 8``.
+
+Readout: features are the spike counts of the ``K`` timesteps of one environment step (or their
+trace across steps); ``logits = W_out · features + b_out``; the action is the first argmax
+(discrete) or ``clip(tanh(logits), −1, 1)`` rescaled to the action box (continuous).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class EncoderParams:
+    """Receptive-field centres (D, M) and widths (D,)."""
+
+    centers: np.ndarray
+    sigma: np.ndarray
+
+    @property
+    def n_channels(self) -> int:
+        """D·M input channels."""
+        return int(self.centers.size)
+
+
+def make_encoder(ranges: np.ndarray, per_dim: int, width: float) -> EncoderParams:
+    """Centres evenly spaced over each ``[low, high]`` range; sigma = width · spacing."""
+    ranges = np.asarray(ranges, dtype=np.float64)
+    lo, hi = ranges[:, 0], ranges[:, 1]
+    frac = np.linspace(0.0, 1.0, per_dim)
+    centers = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
+    sigma = width * (hi - lo) / (per_dim - 1)
+    return EncoderParams(centers=centers, sigma=sigma)
+
+
+def encode(obs: np.ndarray, enc: EncoderParams, levels: int) -> np.ndarray:
+    """Channel values of observations ``(..., D)`` -> ``(..., D·M)``.
+
+    ``levels > 0`` gives integer graded payloads 0..levels (fixed point); 0 gives floats in [0, 1].
+    """
+    obs = np.asarray(obs, dtype=np.float64)
+    z = (obs[..., :, None] - enc.centers) / enc.sigma[:, None]
+    x = np.exp(-0.5 * z * z).reshape(*obs.shape[:-1], -1)
+    if levels:
+        return np.floor(x * levels + 0.5).astype(np.int64)
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class ReadoutParams:
+    """Linear readout ``logits = w · features + b``; ``trace_decay`` 0 means raw counts.
+
+    ``action_low``/``action_high`` are set for continuous (Box) actions, empty for discrete.
+    """
+
+    w: np.ndarray
+    b: np.ndarray
+    trace_decay: float
+    action_low: np.ndarray
+    action_high: np.ndarray
+
+    @property
+    def discrete(self) -> bool:
+        """True for a Discrete action space."""
+        return self.action_low.size == 0
+
+
+def update_features(trace: np.ndarray, counts: np.ndarray, decay: float) -> np.ndarray:
+    """Features of this environment step from the previous trace and this step's counts."""
+    if decay == 0.0:
+        return counts.astype(np.float64)
+    return decay * trace + counts
+
+
+def select_action(logits: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """First argmax when ``low`` is empty (discrete), else ``tanh`` rescaled to ``[low, high]``."""
+    if low.size == 0:
+        return np.argmax(logits, axis=-1)
+    return low + (np.tanh(logits) + 1.0) * 0.5 * (high - low)
+
+
+def act(features: np.ndarray, ro: ReadoutParams) -> np.ndarray:
+    """Actions for features ``(..., F)``: int indices (discrete) or floats in the box."""
+    return select_action(features @ ro.w.T + ro.b, ro.action_low, ro.action_high)
+
+
+@dataclass(frozen=True, eq=False)
+class DeployedAgent:
+    """A compiled agent as every backend sees it: network, encoder, readout and timing.
+
+    ``network`` is a :class:`neuralalchemy.network.NetworkParams` (kept untyped here so this module
+    imports numpy alone).
+    """
+
+    env_id: str
+    network: object
+    encoder: EncoderParams
+    readout: ReadoutParams
+    steps_per_obs: int
+
+    def payload(self, obs: np.ndarray) -> np.ndarray:
+        """Encoded input of one observation (graded payloads in fixed point)."""
+        return encode(obs, self.encoder, int(self.network.payload_levels))  # type: ignore[attr-defined]

@@ -1,0 +1,267 @@
+"""The ``alchemy`` command: parse, load config, call one API function, print.
+
+Expected failures (bad config, unknown environment, damaged artifact, a network that does not fit,
+a backend that is not installed) print one line ``error: ...`` and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from neuralalchemy.checkpoint import CHECKPOINT_NAME
+from neuralalchemy.fsio import latest
+
+DEFAULT_OUT = "experiments"
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from neuralalchemy.checkpoint import CheckpointError
+    from neuralalchemy.compile.artifact import ArtifactError
+    from neuralalchemy.config import ConfigError
+    from neuralalchemy.envs import EnvError
+    from neuralalchemy.sim.backend import BackendUnavailable
+    return (ConfigError, EnvError, CheckpointError, ArtifactError, BackendUnavailable,
+            ValueError, FileExistsError, OSError)
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+    return Console(stderr=False, highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neuralalchemy")
+def cli() -> None:
+    """NeuralAlchemy: spiking-reservoir RL agents from PyTorch training to Loihi through Lava.
+
+    \b
+    alchemy train                       train on CartPole-v1 with built-in defaults
+    alchemy compile --target loihi      compile the latest run for Loihi 2
+    alchemy run --backend sim           play the latest artifact on the Lava simulator
+    """
+
+
+# ---------------------------------------------------------------- train
+@cli.command()
+@click.option("--env", "env_id", default=None, help="Gymnasium environment id (default CartPole-v1).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="YAML or INI config file.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config value (repeatable).")
+@click.option("--out", default=None, help="Output folder (default: experiments).")
+@click.option("--seed", type=int, default=None, help="Seed of the reservoir and the learner.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Budget of environment steps.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
+          out: str | None, seed: int | None, steps: int | None, progress: bool) -> None:
+    """Train a spiking-reservoir agent; writes a run folder under OUT/runs."""
+    from neuralalchemy.config import load_config
+    from neuralalchemy.train import train as train_api
+
+    extra = list(overrides)
+    pre = []
+    if env_id is not None:
+        pre.append(f"env={env_id}")
+    if seed is not None:
+        pre += [f"training.seed={seed}", f"reservoir.seed={seed}"]
+    if out is not None:
+        pre.append(f"out={out}")
+    cfg = load_config(config_path, overrides=pre + extra)
+    result = train_api(cfg, steps=steps, progress=progress and sys.stdout.isatty())
+    _print_summary(result.run_dir, result.summary)
+
+
+def _print_summary(run_dir: Path, s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"training summary: {s['env']}", show_header=False)
+    rows = [("run", str(run_dir)), ("solved", "yes" if s["solved"] else "no"),
+            ("evaluation", f"{s['eval_mean']:.1f} ± {s['eval_std']:.1f} "
+                           f"over {s['eval_episodes']} episodes (target {s['target_return']})"),
+            ("env steps", f"{s['env_steps']:,} ({s['updates']} updates)"),
+            ("wall time", f"{s['wall_s']:.1f} s"),
+            ("reservoir", f"{s['neurons']} LIF neurons, {s['precision']} precision"),
+            ("learning curve", str(run_dir / "learning_curve.png"))]
+    for k, v in rows:
+        table.add_row(k, v)
+    _console().print(table)
+
+
+# ---------------------------------------------------------------- compile
+@cli.command(name="compile")
+@click.argument("source", required=False, type=click.Path())
+@click.option("--target", default="loihi2", show_default=True,
+              help="loihi (= loihi2), loihi2, loihi1 or cpu.")
+@click.option("--out", default=None, help="Artifact folder (default: experiments/artifacts/...).")
+@click.option("--root", default=DEFAULT_OUT, show_default=True,
+              help="Experiments folder searched for the latest run.")
+def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> None:
+    """Compile a trained run (default: the latest) for a target."""
+    from neuralalchemy.compile.compiler import canonical_target, compile_run
+    from neuralalchemy.compile.placement import render_table
+
+    target = canonical_target(target)
+    if source is None:
+        found = latest(Path(root) / "runs", CHECKPOINT_NAME)
+        if found is None:
+            raise UserError(f"no trained run under {root}/runs; run `alchemy train` first")
+        click.echo(f"using run {found}")
+        src = found
+    else:
+        src = Path(source)
+        if not src.exists():
+            raise UserError(f"{source} does not exist; pass a run folder or checkpoint.npz")
+    dest = Path(out) if out else Path(root) / "artifacts" / f"{src.resolve().name}-{target}"
+    folder, info = compile_run(src, target, dest)
+    res = info["resources"]
+    click.echo(f"artifact {folder}  ({res['neurons']} neurons, {res['synapses']:,} synapses, "
+               f"{info['manifest']['precision']} precision)")
+    if "placement" in res:
+        from neuralalchemy.compile.compiler import placement_for
+        from neuralalchemy.compile.artifact import load_artifact
+
+        agent, _ = load_artifact(folder)
+        _console().print(render_table(placement_for(agent.network, target)))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- run
+@cli.command()
+@click.argument("artifact", required=False, type=click.Path())
+@click.option("--backend", default="sim", show_default=True,
+              type=click.Choice(["sim", "torch", "loihi"]), help="Engine that runs the network.")
+@click.option("--env", "env_id", default=None, help="Environment id (default: the artifact's).")
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first episode.")
+@click.option("--compare", default="torch", show_default=True,
+              help="Also play the same episodes on this backend and report action agreement "
+                   "('none' to skip).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--root", default=DEFAULT_OUT, show_default=True,
+              help="Experiments folder searched for the latest artifact.")
+def run(artifact: str | None, backend: str, env_id: str | None, episodes: int, seed: int,
+        compare: str, as_json: bool, root: str) -> None:
+    """Play a compiled agent (default: the latest artifact) in closed loop."""
+    from neuralalchemy.compile.artifact import MANIFEST
+    from neuralalchemy.sim.runner import run_artifact
+
+    if artifact is None:
+        found = latest(Path(root) / "artifacts", MANIFEST)
+        if found is None:
+            raise UserError(f"no artifact under {root}/artifacts; run `alchemy compile` first")
+        if not as_json:
+            click.echo(f"using artifact {found}")
+        folder = found
+    else:
+        folder = Path(artifact)
+    cmp = None if compare.lower() == "none" else compare
+    result = run_artifact(folder, backend, episodes, seed, env_id=env_id, compare=cmp)
+    if as_json:
+        click.echo(json.dumps(_json_summary(result), indent=2))
+    else:
+        _print_run(result)
+
+
+def _json_summary(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in r.items() if k != "episodes"}
+    out["episodes"] = [{k: v for k, v in e.items() if k != "actions"} for e in r["episodes"]]
+    return out
+
+
+def _print_run(r: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{r['env_id']} on backend '{r['backend']}' ({r['precision']})")
+    for col in ("episode", "seed", "return", "steps", "spikes"):
+        table.add_column(col, justify="right")
+    for i, e in enumerate(r["episodes"]):
+        table.add_row(str(i), str(e["seed"]), f"{e['return']:.1f}", str(e["length"]),
+                      f"{e['spikes']:,}")
+    con = _console()
+    con.print(table)
+    con.print(f"mean return {r['mean_return']:.1f}   {r['ms_per_env_step']:.2f} ms per env step"
+              f"   {r['total_spikes']:,} spikes")
+    if "compare" in r:
+        c = r["compare"]
+        con.print(f"action agreement with '{c['backend']}': {100 * c['agreement']:.2f} % of "
+                  f"{c['steps_compared']:,} steps; identical returns: "
+                  f"{'yes' if c['identical_returns'] else 'no'}")
+
+
+# ---------------------------------------------------------------- info
+@cli.command()
+def info() -> None:
+    """Versions, and which backends can run here (with the reason when not)."""
+    from neuralalchemy.records import git_revision, versions
+
+    con = _console()
+    for name, ver in versions().items():
+        con.print(f"{name:14s} {ver}")
+    con.print(f"{'git revision':14s} {git_revision()}")
+    for name, (ok, why) in backend_status().items():
+        con.print(f"backend {name:7s} {'available' if ok else 'unavailable'}"
+                  + (f": {why}" if why else ""))
+
+
+def backend_status() -> dict[str, tuple[bool, str]]:
+    """Availability of each backend with the reason when one is not available."""
+    out: dict[str, tuple[bool, str]] = {"torch": (True, "")}
+    try:
+        importlib.import_module("lava.magma.core")
+        out["sim"] = (True, "Lava CPU simulator (Loihi2SimCfg)")
+    except ImportError as exc:
+        out["sim"] = (False, f"lava-nc does not import ({exc}); pip install lava-nc==0.10.0")
+    try:
+        from neuralalchemy.sim.lava_backend import hardware_status
+        out["loihi"] = hardware_status()
+    except ImportError as exc:
+        out["loihi"] = (False, f"lava-nc does not import ({exc})")
+    try:
+        brian2 = importlib.import_module("brian2")
+        out["brian2"] = (True, f"brian2 {brian2.__version__}")
+    except ImportError as exc:
+        out["brian2"] = (False, f"brian2 does not import ({exc}); pip install brian2")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run the CLI and map expected errors to one line and exit code 2."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="alchemy",
+                 standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except _expected_errors() as exc:
+        if os.environ.get("ALCHEMY_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        click.echo(f"error: {message}", err=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

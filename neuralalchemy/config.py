@@ -1,0 +1,355 @@
+"""One typed configuration schema, read from YAML or INI, overridden by the environment and ``--set``.
+
+Precedence, lowest first: built-in defaults, the config file, environment variables, ``--set``.
+
+* A YAML file holds one mapping per section (``reservoir: {size: 500}``); an INI file holds the
+  same sections (``[reservoir]`` then ``size = 500``). Top-level keys (``env``) sit in an INI
+  ``[general]`` section.
+* ``RESERVOIR_SIZE=500`` (or ``ALCHEMY_RESERVOIR_SIZE=500``) sets ``reservoir.size``; a top-level key
+  is set with the ``ALCHEMY_`` prefix only (``ALCHEMY_ENV=Acrobot-v1``).
+* ``--set reservoir.size=500`` overrides everything.
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or file is invalid; the message names it and the fix."""
+
+
+def _f(default: Any, help: str, lo: float | None = None, hi: float | None = None,
+       lo_open: bool = False) -> Any:
+    """A schema field with its documentation and an inclusive (or left-open) range."""
+    meta = {"help": help, "min": lo, "max": hi, "min_open": lo_open}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ReservoirConfig:
+    """The fixed random recurrent network of LIF neurons."""
+
+    size: int = _f(256, "number of LIF neurons", 1, 1_000_000)
+    connectivity: float = _f(0.1, "probability of each recurrent synapse", 0.0, 1.0, True)
+    spectral_radius: float = _f(
+        0.9, "spectral radius of the recurrent weights, in units of the threshold", 0.0, 100.0)
+    excitatory_fraction: float = _f(0.8, "fraction of excitatory neurons (Dale's law)", 0.0, 1.0)
+    inhibitory_gain: float = _f(
+        2.0, "magnitude of inhibitory relative to excitatory weights", 0.0, 100.0)
+    input_scale: float = _f(
+        1.2, "peak input current per active input channel, in units of the threshold", 0.0, 100.0)
+    input_connectivity: float = _f(
+        0.25, "probability that a neuron listens to an input channel", 0.0, 1.0, True)
+    du: float = _f(0.5, "current decay per timestep (Lava du)", 0.0, 1.0)
+    dv: float = _f(0.25, "voltage decay per timestep (Lava dv)", 0.0, 1.0)
+    vth: float = _f(1.0, "spike threshold", 0.0, 1e6, True)
+    bias: float = _f(0.0, "constant bias current, in units of the threshold", -10.0, 10.0)
+    refractory: int = _f(0, "refractory period in timesteps after a spike", 0, 63)
+    steps_per_obs: int = _f(5, "simulation timesteps per environment step (K)", 1, 1000)
+    precision: Literal["fixed", "float"] = _f(
+        "fixed", "'fixed': Loihi fixed-point dynamics in training (what runs on chip); 'float'")
+    seed: int = _f(0, "seed that draws every weight of the network", 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Population coding: Gaussian receptive fields tiling each observation dimension."""
+
+    kind: Literal["population"] = _f("population", "sensory encoding")
+    neurons_per_dim: int = _f(10, "receptive fields per observation dimension", 2, 256)
+    width: float = _f(1.0, "receptive-field sigma in units of the centre spacing", 0.05, 20.0)
+    calibration_episodes: int = _f(
+        20, "random-policy episodes used to find each dimension's range", 1, 10_000)
+    ranges: list = _f([], "explicit [low, high] per dimension; empty = calibrate")
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """Linear readout on the reservoir's activity in each environment step."""
+
+    features: Literal["counts", "trace"] = _f(
+        "counts", "spike counts per step, or counts filtered across steps")
+    trace_decay: float = _f(0.5, "trace = decay * trace + counts (features = trace)", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The readout learner (augmented random search, Mania et al. 2018)."""
+
+    algorithm: Literal["ars"] = _f("ars", "readout learner")
+    steps: int = _f(2_000_000, "budget of environment steps", 1, 10**10)
+    directions: int = _f(16, "random directions per update", 1, 4096)
+    top_directions: int = _f(8, "best directions used in the update", 1, 4096)
+    step_size: float = _f(0.05, "update step size", 0.0, 100.0, True)
+    eval_every: int = _f(5, "evaluate the current readout every N updates", 1, 10_000)
+    eval_episodes: int = _f(100, "episodes in the final evaluation", 1, 100_000)
+    target_return: float | None = _f(
+        None, "stop once the evaluation mean reaches this (None: the env's threshold)")
+    seed: int = _f(0, "seed of the learner and the environments", 0, 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class ExplorationConfig:
+    """How the learner explores."""
+
+    noise: float = _f(0.05, "std of the parameter perturbations (ARS nu)", 0.0, 100.0, True)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one run needs; see each section's fields."""
+
+    env: str = _f("CartPole-v1", "Gymnasium environment id")
+    out: str = _f("experiments", "folder that holds runs and artifacts")
+    reservoir: ReservoirConfig = field(default_factory=ReservoirConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Build and validate from a nested mapping (unknown keys are errors)."""
+        return _build(cls, data, "")
+
+
+# ---------------------------------------------------------------- type checking
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    optional, tp = _is_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required (got null)")
+    if typing.get_origin(tp) is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = float(value)
+            if out != out:
+                raise ConfigError(f"{key}: expected a number, got NaN")
+            return out
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str) and value:
+            return value
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    if tp is list:
+        return _ranges(value, key)
+    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - schema bug
+
+
+def _ranges(value: Any, key: str) -> list[list[float]]:
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list of [low, high] pairs, got {value!r}")
+    out = []
+    for pair in value:
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)
+        if not ok or not float(pair[0]) < float(pair[1]):
+            raise ConfigError(f"{key}: each entry must be [low, high] with low < high, got {pair!r}")
+        out.append([float(pair[0]), float(pair[1])])
+    return out
+
+
+def _check_range(f: dataclasses.Field, value: Any, key: str) -> None:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if lo is not None and (value < lo or (f.metadata.get("min_open") and value == lo)):
+        op = ">" if f.metadata.get("min_open") else ">="
+        raise ConfigError(f"{key}: {value!r} is out of range: must be {op} {lo}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: {value!r} is out of range: must be <= {hi}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        name = prefix.rstrip(".") or "config"
+        raise ConfigError(f"{name}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{prefix}{unknown[0]}: unknown key; known keys here: {', '.join(sorted(fields))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = prefix + name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key + ".")
+        else:
+            kwargs[name] = _coerce(tp, value, key)
+            _check_range(fields[name], kwargs[name], key)
+    obj = cls(**kwargs)
+    _cross_checks(obj, prefix)
+    return obj
+
+
+def _cross_checks(obj: Any, prefix: str) -> None:
+    if isinstance(obj, TrainingConfig) and obj.top_directions > obj.directions:
+        raise ConfigError(
+            f"{prefix}top_directions: {obj.top_directions} exceeds {prefix}directions "
+            f"({obj.directions}); lower it or raise directions")
+
+
+# ---------------------------------------------------------------- sources
+def _parse_scalar(text: str) -> Any:
+    """Parse an INI / env / --set value with YAML's scalar rules ("500" -> 500, "none" -> None)."""
+    if text.strip().lower() in ("none", "null", "~"):
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or INI (``.ini``/``.cfg``) file into a nested dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found; pass an existing --config path")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    if p.suffix.lower() in (".ini", ".cfg"):
+        return _read_ini(text, p.name)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p.name}: malformed YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p.name}: expected a mapping of sections at the top level")
+    return data
+
+
+def _read_ini(text: str, name: str) -> dict[str, Any]:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{name}: malformed INI ({first}); fix the syntax") from None
+    out: dict[str, Any] = {}
+    for section in parser.sections():
+        values = {k: _parse_scalar(v) for k, v in parser.items(section)}
+        if section.lower() in ("general", "main", "run"):
+            out.update(values)
+        else:
+            out[section.lower()] = values
+    return out
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """(dotted key, value) for each environment variable that names a schema key."""
+    found: list[tuple[str, Any]] = []
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        if dataclasses.is_dataclass(hints[f.name]):
+            for sub in dataclasses.fields(hints[f.name]):
+                plain = f"{f.name}_{sub.name}".upper()
+                for var in (plain, "ALCHEMY_" + plain):
+                    if var in environ:
+                        found.append((f"{f.name}.{sub.name}", _parse_scalar(environ[var])))
+        elif f"ALCHEMY_{f.name.upper()}" in environ:
+            found.append((f.name, _parse_scalar(environ[f"ALCHEMY_{f.name.upper()}"])))
+    return found
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """Split one ``--set section.key=value``."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. reservoir.size=500")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {item!r}: the key is empty; write section.key=value")
+    return key, _parse_scalar(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                environ: Mapping[str, str] | None = None,
+                base: Mapping[str, Any] | None = None) -> Config:
+    """Resolve the configuration: defaults < ``base`` < file < environment < ``overrides``."""
+    data: dict[str, Any] = {}
+    for source in (base or {}), (read_file(path) if path else {}):
+        for key, value in source.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+    for key, value in env_overrides(os.environ if environ is None else environ):
+        _set_path(data, key, value)
+    for item in overrides:
+        _set_path(data, *parse_set(item))
+    return Config.from_dict(data)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every field: the reference table in the docs and ``--help``."""
+    rows = []
+    hints = typing.get_type_hints(Config)
+    for f in dataclasses.fields(Config):
+        tp = hints[f.name]
+        subfields = dataclasses.fields(tp) if dataclasses.is_dataclass(tp) else []
+        if not subfields:
+            rows.append((f.name, repr(f.default), f.metadata.get("help", "")))
+        for sub in subfields:
+            default = sub.default if sub.default is not dataclasses.MISSING else sub.default_factory()  # type: ignore[misc]
+            rows.append((f"{f.name}.{sub.name}", repr(default), sub.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,284 @@
+"""Network parameters: drawn once from (spec, seed), then mapped to Loihi's fixed-point formats.
+
+A :class:`NetworkParams` is what every engine runs: the torch reference, Lava and Brian2 all read
+these arrays and none re-draws a random number.
+
+Float model (Lava ``floating_pt``), per timestep ``t``::
+
+    a[t] = W_in · x[t-1] + W_rec · s[t-1]           (each Dense adds one step of delay)
+    u[t] = u[t-1]·(1 − du) + a[t]
+    v[t] = v[t-1]·(1 − dv) + u[t] + bias            (frozen at 0 for ``refractory`` steps after a spike)
+    s[t] = v[t] > vth;  v[t] ← 0 where s[t]
+
+Fixed-point model (Lava ``fixed_pt``, ``PyLifModelBitAcc`` + ``PyDenseModelBitAcc``), all integers::
+
+    a     = shift(W_in_q · p, e_in) + shift(W_rec_q · s, e_rec)   shift(x, e) = x << e or x >> −e
+    u     = wrap24(sign(x)·(|x| >> 12) + (a << 6)),   x = u·(4096 − (du_q + 1))
+    v     = clip(sign(y)·(|y| >> 12) + u + (bias_q << bias_exp), ±(2^23 − 1)),   y = v·(4096 − dv_q)
+    s     = v > (vth_q << 6);  v ← 0 where s
+
+Bit widths (Loihi 2): weights 8-bit mantissa (mixed-sign matrices keep 7 bits + sign, even values)
+with a shared exponent; ``du``, ``dv`` 12-bit unsigned; ``vth`` 17-bit unsigned (<< 6 inside);
+``bias`` 13-bit signed mantissa with a 3-bit exponent; ``u``, ``v`` 24-bit; input payload 8-bit
+graded spikes (0..255).
+
+Float → fixed mapping with voltage scale ``S`` (voltage units per float unit, ``S·vth = 2^17``)::
+
+    vth_q = S·vth/64,  w_q·2^e = S·w/64,  w_in_q·2^e = S·w_in/(64·255),  bias_q·2^e = S·bias,
+    du_q = round(4096·du) − 1,  dv_q = round(4096·dv)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from neuralalchemy.config import ReservoirConfig
+
+PAYLOAD_LEVELS = 255
+"""Graded input spikes carry 8-bit payloads: an encoder value in [0, 1] becomes 0..255."""
+
+VOLTAGE_SCALE_BITS = 17
+"""The threshold maps to 2^17 voltage units (vth mantissa 2048): ample headroom in 24 bits."""
+
+Precision = Literal["fixed", "float"]
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkParams:
+    """Everything an engine needs to run the reservoir, in one precision.
+
+    Attributes
+    ----------
+    precision : ``"fixed"`` (integers, Lava ``fixed_pt``) or ``"float"`` (Lava ``floating_pt``).
+    w_in : (N, C) input weights (int32 mantissas in fixed point).
+    w_in_exp : shared exponent of ``w_in`` (0 in float).
+    w_rec : (N, N) recurrent weights, ``w_rec[post, pre]``.
+    w_rec_exp : shared exponent of ``w_rec``.
+    du, dv : current and voltage decay (12-bit integers in fixed point).
+    vth : threshold (17-bit mantissa, shifted left by 6 inside, in fixed point).
+    bias : (N,) bias (13-bit mantissas in fixed point), scaled by ``2**bias_exp``.
+    bias_exp : exponent of ``bias`` (0..7; 0 in float).
+    refractory : timesteps the voltage stays at 0 after a spike.
+    payload_levels : graded input levels (255 in fixed point, 0 = real-valued input in float).
+    """
+
+    precision: Precision
+    w_in: np.ndarray
+    w_in_exp: int
+    w_rec: np.ndarray
+    w_rec_exp: int
+    du: float
+    dv: float
+    vth: float
+    bias: np.ndarray
+    bias_exp: int
+    refractory: int
+    payload_levels: int
+
+    def __post_init__(self) -> None:
+        n = self.w_rec.shape[0]
+        if self.w_rec.shape != (n, n):
+            raise ValueError(f"w_rec must be square, got {self.w_rec.shape}")
+        if self.w_in.ndim != 2 or self.w_in.shape[0] != n:
+            raise ValueError(f"w_in must be ({n}, C), got {self.w_in.shape}")
+        if self.bias.shape != (n,):
+            raise ValueError(f"bias must be ({n},), got {self.bias.shape}")
+        if self.precision not in ("fixed", "float"):
+            raise ValueError(f"precision must be 'fixed' or 'float', got {self.precision!r}")
+
+    @property
+    def size(self) -> int:
+        """Number of reservoir neurons N."""
+        return int(self.w_rec.shape[0])
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of input channels C."""
+        return int(self.w_in.shape[1])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flat dict of numpy arrays (the artifact's ``network.npz``)."""
+        out: dict[str, np.ndarray] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = np.asarray(value)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, Any]) -> NetworkParams:
+        """Inverse of :meth:`to_arrays`."""
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in arrays:
+                raise ValueError(f"network arrays lack {f.name!r}")
+            value = np.asarray(arrays[f.name])
+            if f.name in ("w_in", "w_rec", "bias"):
+                kw[f.name] = value
+            elif f.name == "precision":
+                kw[f.name] = str(value)
+            elif f.name in ("w_in_exp", "w_rec_exp", "bias_exp", "refractory", "payload_levels"):
+                kw[f.name] = int(value)
+            else:
+                kw[f.name] = float(value) if str(arrays["precision"]) == "float" else int(value)
+        return cls(**kw)
+
+
+# ---------------------------------------------------------------- drawing the float network
+def draw_float_network(cfg: ReservoirConfig, n_inputs: int) -> NetworkParams:
+    """Draw the float reservoir from its config and seed (the one source of every weight).
+
+    Recurrent synapses exist with probability ``connectivity`` (no self-loops); magnitudes are
+    uniform in (0, 1]; the first ``round(excitatory_fraction·N)`` neurons are excitatory (positive
+    outgoing weights), the rest inhibitory (negative, scaled by ``inhibitory_gain``) — Dale's law.
+    The matrix is scaled to ``spectral_radius·vth``. Input weights have random sign, magnitude
+    uniform in (0, 1]·``input_scale·vth`` and density ``input_connectivity``.
+    """
+    n = cfg.size
+    rng = np.random.default_rng(cfg.seed)
+    mask = rng.random((n, n)) < cfg.connectivity
+    np.fill_diagonal(mask, False)
+    mag = 1.0 - rng.random((n, n))
+    n_exc = int(round(cfg.excitatory_fraction * n))
+    sign = np.where(np.arange(n) < n_exc, 1.0, -cfg.inhibitory_gain)
+    w_rec = np.where(mask, mag * sign[None, :], 0.0)
+    radius = spectral_radius(w_rec)
+    if radius > 0:
+        w_rec *= cfg.spectral_radius * cfg.vth / radius
+    in_mask = rng.random((n, n_inputs)) < cfg.input_connectivity
+    in_mag = 1.0 - rng.random((n, n_inputs))
+    in_sign = np.where(rng.random((n, n_inputs)) < 0.5, -1.0, 1.0)
+    w_in = np.where(in_mask, in_mag * in_sign * cfg.input_scale * cfg.vth, 0.0)
+    return NetworkParams(
+        precision="float", w_in=w_in, w_in_exp=0, w_rec=w_rec, w_rec_exp=0,
+        du=float(cfg.du), dv=float(cfg.dv), vth=float(cfg.vth),
+        bias=np.full(n, cfg.bias * cfg.vth), bias_exp=0, refractory=int(cfg.refractory),
+        payload_levels=0,
+    )
+
+
+def spectral_radius(w: np.ndarray) -> float:
+    """Largest eigenvalue magnitude (dense eigvals up to 3000 neurons, power iteration beyond)."""
+    n = w.shape[0]
+    if n == 0 or not np.any(w):
+        return 0.0
+    if n <= 3000:
+        return float(np.max(np.abs(np.linalg.eigvals(w))))
+    import scipy.sparse.linalg as spla
+    vals = spla.eigs(w, k=1, which="LM", return_eigenvectors=False, maxiter=5000, tol=1e-4)
+    return float(np.abs(vals[0]))
+
+
+# ---------------------------------------------------------------- Lava's weight rules
+def sign_mode(w: np.ndarray) -> str:
+    """Lava's sign mode of a weight matrix: 'exc' (all >= 0), 'inh' (all <= 0) or 'mixed'."""
+    if w.size == 0 or np.min(w) >= 0:
+        return "exc"
+    if np.max(w) <= 0:
+        return "inh"
+    return "mixed"
+
+
+def lava_weight_rules(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """Apply Lava's Dense clip (8 bits) and truncation of low bits, exactly as the bit-accurate
+    model does on its first step: mixed [−256, 255], exc [0, 255], inh [−255, 0]; then
+    ``tb = 8 − num_weight_bits + is_mixed`` low bits cleared (on ``|w|`` for inhibitory)."""
+    mode = sign_mode(w)
+    w = w.astype(np.int64)
+    if mode == "mixed":
+        w = np.clip(w, -256, 255)
+    elif mode == "exc":
+        w = np.clip(w, 0, 255)
+    else:
+        w = np.clip(w, -255, 0)
+    tb = 8 - num_weight_bits + int(mode == "mixed")
+    if mode == "inh":
+        return (-((-w >> tb) << tb)).astype(np.int32)
+    return ((w >> tb) << tb).astype(np.int32)
+
+
+def quantize_matrix(w: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
+    """Mantissas and exponent with ``mantissa·2^exp ≈ scale·w`` under Lava's 8-bit rules.
+
+    The exponent is the smallest that keeps the largest magnitude within the mantissa range
+    (254 for mixed-sign matrices, whose lowest bit Lava clears; 255 otherwise).
+    """
+    target = np.asarray(w, dtype=np.float64) * scale
+    peak = float(np.max(np.abs(target))) if target.size else 0.0
+    if peak == 0.0:
+        return np.zeros(w.shape, dtype=np.int32), 0
+    limit = 254.0 if sign_mode(target) == "mixed" else 255.0
+    exp = int(np.ceil(np.log2(peak / limit)))
+    exp = max(exp, -8)
+    while peak / 2.0**exp > limit + 0.5:
+        exp += 1
+    mant = np.rint(target / 2.0**exp)
+    return stable_weights(mant), exp
+
+
+def stable_weights(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """Apply :func:`lava_weight_rules` until nothing changes.
+
+    One application can change the sign mode (a mixed matrix whose positive weights truncate to
+    0 becomes inhibitory), and Lava re-derives the mode from the stored matrix; a fixed point of
+    the rules is what Lava will use unchanged, so every engine then sees the same weights.
+    """
+    out = lava_weight_rules(w, num_weight_bits)
+    for _ in range(4):
+        again = lava_weight_rules(out, num_weight_bits)
+        if np.array_equal(again, out):
+            return out
+        out = again
+    raise ValueError("weight truncation did not settle")  # pragma: no cover - at most 2 rounds
+
+
+def quantize_network(params: NetworkParams) -> NetworkParams:
+    """Map a float network to Loihi 2's fixed-point formats (see the module docstring)."""
+    if params.precision != "float":
+        raise ValueError("quantize_network expects a float network")
+    scale = 2.0**VOLTAGE_SCALE_BITS / params.vth  # voltage units per float unit
+    w_rec, e_rec = quantize_matrix(params.w_rec, scale / 64.0)
+    w_in, e_in = quantize_matrix(params.w_in, scale / (64.0 * PAYLOAD_LEVELS))
+    bias_mant, bias_exp = _quantize_bias(params.bias * scale)
+    return NetworkParams(
+        precision="fixed", w_in=w_in, w_in_exp=e_in, w_rec=w_rec, w_rec_exp=e_rec,
+        du=int(max(0, min(4095, round(4096 * params.du) - 1))),
+        dv=int(max(0, min(4095, round(4096 * params.dv)))),
+        vth=int(round(scale * params.vth / 64.0)), bias=bias_mant, bias_exp=bias_exp,
+        refractory=params.refractory, payload_levels=PAYLOAD_LEVELS,
+    )
+
+
+def _quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int]:
+    peak = float(np.max(np.abs(target))) if target.size else 0.0
+    exp = 0
+    while exp < 7 and peak / 2.0**exp > 4095:
+        exp += 1
+    mant = np.clip(np.rint(target / 2.0**exp), -4096, 4095).astype(np.int32)
+    return mant, exp
+
+
+def build_network(cfg: ReservoirConfig, n_inputs: int) -> NetworkParams:
+    """The network a config describes, in its configured precision."""
+    params = draw_float_network(cfg, n_inputs)
+    return quantize_network(params) if cfg.precision == "fixed" else params
+
+
+def dequantize(params: NetworkParams) -> NetworkParams:
+    """The float network equal in value to a fixed-point one, threshold 1 (for a ``cpu`` target).
+
+    Float dynamics then differ from the integer ones only by rounding (decay truncation)."""
+    if params.precision == "float":
+        return params
+    unit = params.vth * 64.0  # voltage units per threshold
+    return NetworkParams(
+        precision="float",
+        w_in=params.w_in * 2.0**params.w_in_exp * 64.0 * PAYLOAD_LEVELS / unit, w_in_exp=0,
+        w_rec=params.w_rec * 2.0**params.w_rec_exp * 64.0 / unit, w_rec_exp=0,
+        du=(params.du + 1) / 4096.0, dv=params.dv / 4096.0, vth=1.0,
+        bias=params.bias * 2.0**params.bias_exp / unit, bias_exp=0,
+        refractory=params.refractory, payload_levels=0,
+    )
