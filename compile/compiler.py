@@ -21,7 +21,7 @@ from neuralalchemy.compile.nir_export import write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
 from neuralalchemy.hardware.profiles import get_profile
-from neuralalchemy.network import NetworkParams, dequantize, quantize_network
+from neuralalchemy.network import NetworkParams, dequantize, fan_in, quantize_network
 
 CPU_TARGETS = ("cpu",)
 
@@ -45,9 +45,9 @@ def placement_for(network: NetworkParams, target: str) -> Placement:
     profile = get_profile(target)
     pops = [Population("reservoir", network.size)]
     projs = [
-        Projection("input", "encoder", "reservoir", (network.w_in != 0).sum(axis=1),
+        Projection("input", "encoder", "reservoir", fan_in(network.w_in),
                    profile.weight_bits, network.n_inputs),
-        Projection("recurrent", "reservoir", "reservoir", (network.w_rec != 0).sum(axis=1),
+        Projection("recurrent", "reservoir", "reservoir", fan_in(network.w_rec),
                    profile.weight_bits, network.size),
     ]
     return place(pops, projs, profile)
@@ -81,7 +81,7 @@ def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, A
 
 
 def _resources(network: NetworkParams, target: str) -> dict[str, Any]:
-    synapses = int((network.w_in != 0).sum() + (network.w_rec != 0).sum())
+    synapses = int(fan_in(network.w_in).sum() + fan_in(network.w_rec).sum())
     base = {"target": target, "neurons": network.size, "synapses": synapses,
             "input_channels": network.n_inputs, "readout": "host (spike counts per step)"}
     if target == "cpu":

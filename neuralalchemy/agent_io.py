@@ -22,40 +22,98 @@ from dataclasses import dataclass
 import numpy as np
 
 
+ENCODERS = ("population", "current", "poisson")
+
+
 @dataclass(frozen=True, eq=False)
 class EncoderParams:
-    """Receptive-field centres (D, M) and widths (D,)."""
+    """Centres (D, M) and widths (D,) of the encoder's channels, and its kind.
+
+    * ``population``: Gaussian receptive fields, M per dimension, graded payloads (Loihi 2:
+      a Dense input layer with ``num_message_bits = 8``).
+    * ``current``: M = 1 centre per dimension (the range's middle) and sigma = half the range;
+      two graded channels per dimension carry ``clip(±(o − c)/sigma, 0, 1)`` (direct current
+      injection through the same graded Dense input).
+    * ``poisson``: the population's receptive-field values become spike probabilities; each
+      timestep each channel sends a binary spike with that probability (Loihi: binary spikes
+      from the host into a Dense input layer with ``num_message_bits = 0``).
+    """
 
     centers: np.ndarray
     sigma: np.ndarray
+    kind: str = "population"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODERS:
+            raise ValueError(f"unknown encoder kind {self.kind!r}: choose one of "
+                             f"{', '.join(ENCODERS)}")
 
     @property
     def n_channels(self) -> int:
-        """D·M input channels."""
-        return int(self.centers.size)
+        """Input channels: D·M (population, poisson) or 2·D (current)."""
+        return int(2 * self.centers.shape[0] if self.kind == "current" else self.centers.size)
+
+    @property
+    def binary(self) -> bool:
+        """True when the encoder sends binary spikes (each timestep differs)."""
+        return self.kind == "poisson"
 
 
-def make_encoder(ranges: np.ndarray, per_dim: int, width: float) -> EncoderParams:
+def make_encoder(ranges: np.ndarray, per_dim: int, width: float,
+                 kind: str = "population") -> EncoderParams:
     """Centres evenly spaced over each ``[low, high]`` range; sigma = width · spacing."""
     ranges = np.asarray(ranges, dtype=np.float64)
     lo, hi = ranges[:, 0], ranges[:, 1]
+    if kind == "current":
+        return EncoderParams(centers=((lo + hi) / 2)[:, None], sigma=(hi - lo) / 2, kind=kind)
     frac = np.linspace(0.0, 1.0, per_dim)
     centers = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
     sigma = width * (hi - lo) / (per_dim - 1)
-    return EncoderParams(centers=centers, sigma=sigma)
+    return EncoderParams(centers=centers, sigma=sigma, kind=kind)
+
+
+def channel_values(obs: np.ndarray, enc: EncoderParams) -> np.ndarray:
+    """Channel values in [0, 1] of observations ``(..., D)`` -> ``(..., C)``."""
+    obs = np.asarray(obs, dtype=np.float64)
+    z = (obs[..., :, None] - enc.centers) / enc.sigma[:, None]
+    if enc.kind == "current":
+        both = np.concatenate([np.clip(z, 0.0, 1.0), np.clip(-z, 0.0, 1.0)], axis=-1)
+        return both.reshape(*obs.shape[:-1], -1)
+    return np.exp(-0.5 * z * z).reshape(*obs.shape[:-1], -1)
 
 
 def encode(obs: np.ndarray, enc: EncoderParams, levels: int) -> np.ndarray:
-    """Channel values of observations ``(..., D)`` -> ``(..., D·M)``.
+    """Graded input of observations ``(..., D)`` -> ``(..., C)``.
 
-    ``levels > 0`` gives integer graded payloads 0..levels (fixed point); 0 gives floats in [0, 1].
+    ``levels > 1`` gives integer payloads 0..levels (fixed point); 0 gives floats in [0, 1].
     """
-    obs = np.asarray(obs, dtype=np.float64)
-    z = (obs[..., :, None] - enc.centers) / enc.sigma[:, None]
-    x = np.exp(-0.5 * z * z).reshape(*obs.shape[:-1], -1)
-    if levels:
+    x = channel_values(obs, enc)
+    if levels > 1:
         return np.floor(x * levels + 0.5).astype(np.int64)
     return x
+
+
+def window(obs: np.ndarray, enc: EncoderParams, levels: int, steps: int,
+           rng: np.random.Generator | None) -> np.ndarray:
+    """The input of each of the ``steps`` timesteps of one environment step: ``(steps, ..., C)``.
+
+    Graded encoders repeat one payload; the Poisson encoder draws ``rng.random((steps, ..., C))``
+    and spikes where the draw is below the channel value (ints 0/1 in fixed point, floats in
+    float), so every backend given the same generator sends the same spikes.
+    """
+    if not enc.binary:
+        payload = encode(obs, enc, levels)
+        return np.broadcast_to(payload, (steps, *payload.shape))
+    if rng is None:
+        raise ValueError("the poisson encoder needs a random generator")
+    x = channel_values(obs, enc)
+    spikes = rng.random((steps, *x.shape)) < x
+    return spikes.astype(np.int64 if levels else np.float64)
+
+
+def episode_rng(seed: int) -> np.random.Generator:
+    """The encoder's generator for the episode with this seed (identical on every backend)."""
+    return np.random.default_rng([int(seed), 0x5EED])
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,3 +171,8 @@ class DeployedAgent:
     def payload(self, obs: np.ndarray) -> np.ndarray:
         """Encoded input of one observation (graded payloads in fixed point)."""
         return encode(obs, self.encoder, int(self.network.payload_levels))  # type: ignore[attr-defined]
+
+    def window(self, obs: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """Input of each timestep of one environment step, (K, C)."""
+        levels = int(self.network.payload_levels)  # type: ignore[attr-defined]
+        return window(obs, self.encoder, levels, self.steps_per_obs, rng)

@@ -46,7 +46,8 @@ class Checkpoint:
     def agent(self) -> DeployedAgent:
         """The deployable agent: normalisation folded into the readout."""
         enc_cfg = self.config.encoder
-        enc = make_encoder(self.encoder_ranges, enc_cfg.neurons_per_dim, enc_cfg.width)
+        enc = make_encoder(self.encoder_ranges, enc_cfg.neurons_per_dim, enc_cfg.width,
+                           enc_cfg.kind)
         w = self.theta / self.feat_std[None, :]
         b = -w @ self.feat_mean
         ro = ReadoutParams(w=w, b=b, trace_decay=_trace_decay(self.config),

@@ -64,13 +64,29 @@ class ReservoirConfig:
     precision: Literal["fixed", "float"] = _f(
         "fixed", "'fixed': Loihi fixed-point dynamics in training (what runs on chip); 'float'")
     seed: int = _f(0, "seed that draws every weight of the network", 0, 2**31 - 1)
+    layers: int = _f(1, "hierarchical stack depth: layer k feeds layer k+1 (each of `size`)", 1, 16)
+    interlayer_connectivity: float = _f(
+        0.1, "probability of a feedforward synapse from an excitatory neuron of layer k to k+1",
+        0.0, 1.0)
+    interlayer_scale: float = _f(
+        1.0, "feedforward weight magnitude between layers, in units of the threshold", 0.0, 100.0)
+    feedback_scale: float = _f(
+        0.0, "feedback weight magnitude from layer k+1 to k (0: no feedback)", 0.0, 100.0)
+    delay_max: int = _f(
+        0, "recurrent synapses get an extra delay drawn from 0..delay_max timesteps", 0, 62)
+    lateral_inhibition: float = _f(
+        0.0, "extra inhibition from each inhibitory neuron onto its ring neighbours", 0.0, 100.0)
+    lateral_radius: int = _f(2, "ring distance reached by lateral inhibition", 1, 1000)
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
     """Population coding: Gaussian receptive fields tiling each observation dimension."""
 
-    kind: Literal["population"] = _f("population", "sensory encoding")
+    kind: Literal["population", "current", "poisson"] = _f(
+        "population", "'population': graded Gaussian receptive fields; 'current': each dimension "
+        "as two graded channels (above / below the range centre); 'poisson': receptive-field "
+        "values as binary spike probabilities per timestep")
     neurons_per_dim: int = _f(10, "receptive fields per observation dimension", 2, 256)
     width: float = _f(1.0, "receptive-field sigma in units of the centre spacing", 0.05, 20.0)
     calibration_episodes: int = _f(

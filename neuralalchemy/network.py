@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from neuralalchemy.config import ReservoirConfig
 
@@ -63,7 +64,13 @@ class NetworkParams:
     bias : (N,) bias (13-bit mantissas in fixed point), scaled by ``2**bias_exp``.
     bias_exp : exponent of ``bias`` (0..7; 0 in float).
     refractory : timesteps the voltage stays at 0 after a spike.
-    payload_levels : graded input levels (255 in fixed point, 0 = real-valued input in float).
+    payload_levels : input levels: 255 = 8-bit graded payloads (fixed point), 1 = binary spikes,
+        0 = real-valued input (float).
+    delays : None, or extra synaptic delay per recurrent synapse (0..62), same shape and, when
+        sparse, the same stored entries as ``w_rec``: a spike of ``pre`` at ``t`` reaches ``post``
+        at ``t + 1 + delays[post, pre]`` (Lava ``DelayDense``).
+    layers : the population is a stack of ``layers`` equal layers (block structure of ``w_rec``;
+        the input reaches layer 0 only).
     """
 
     precision: Precision
@@ -78,6 +85,8 @@ class NetworkParams:
     bias_exp: int
     refractory: int
     payload_levels: int
+    delays: Any = None
+    layers: int = 1
 
     def __post_init__(self) -> None:
         n = self.w_rec.shape[0]
@@ -87,6 +96,8 @@ class NetworkParams:
             raise ValueError(f"w_in must be ({n}, C), got {self.w_in.shape}")
         if self.bias.shape != (n,):
             raise ValueError(f"bias must be ({n},), got {self.bias.shape}")
+        if self.delays is not None and self.delays.shape != self.w_rec.shape:
+            raise ValueError(f"delays must match w_rec {self.w_rec.shape}, got {self.delays.shape}")
         if self.precision not in ("fixed", "float"):
             raise ValueError(f"precision must be 'fixed' or 'float', got {self.precision!r}")
 
@@ -105,6 +116,16 @@ class NetworkParams:
         out: dict[str, np.ndarray] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in ("w_rec", "delays") and sp.issparse(value):
+                csr = value.tocsr()
+                if f.name == "delays":
+                    out["delays_data"] = csr.data
+                    continue
+                out.update(w_rec_data=csr.data, w_rec_indices=csr.indices,
+                           w_rec_indptr=csr.indptr, w_rec_shape=np.array(csr.shape))
+                continue
+            if value is None:
+                continue
             out[f.name] = np.asarray(value)
         return out
 
@@ -112,15 +133,30 @@ class NetworkParams:
     def from_arrays(cls, arrays: dict[str, Any]) -> NetworkParams:
         """Inverse of :meth:`to_arrays`."""
         kw: dict[str, Any] = {}
+        if "w_rec" not in arrays and "w_rec_indptr" in arrays:
+            shape = tuple(int(x) for x in np.asarray(arrays["w_rec_shape"]))
+            parts = (arrays["w_rec_indices"], arrays["w_rec_indptr"])
+            arrays = {**arrays, "w_rec": sp.csr_matrix((arrays["w_rec_data"], *parts), shape)}
+            if "delays_data" in arrays:
+                arrays["delays"] = sp.csr_matrix((arrays["delays_data"], *parts), shape)
         for f in dataclasses.fields(cls):
             if f.name not in arrays:
+                if f.default is not dataclasses.MISSING:
+                    continue
                 raise ValueError(f"network arrays lack {f.name!r}")
+            if sp.issparse(arrays[f.name]):
+                kw[f.name] = arrays[f.name]
+                continue
+            if f.name == "delays":
+                kw[f.name] = np.asarray(arrays[f.name]).astype(np.int64)
+                continue
             value = np.asarray(arrays[f.name])
             if f.name in ("w_in", "w_rec", "bias"):
                 kw[f.name] = value
             elif f.name == "precision":
                 kw[f.name] = str(value)
-            elif f.name in ("w_in_exp", "w_rec_exp", "bias_exp", "refractory", "payload_levels"):
+            elif f.name in ("w_in_exp", "w_rec_exp", "bias_exp", "refractory", "payload_levels",
+                            "layers"):
                 kw[f.name] = int(value)
             else:
                 kw[f.name] = float(value) if str(arrays["precision"]) == "float" else int(value)
@@ -128,48 +164,137 @@ class NetworkParams:
 
 
 # ---------------------------------------------------------------- drawing the float network
-def draw_float_network(cfg: ReservoirConfig, n_inputs: int) -> NetworkParams:
+SPARSE_FROM = 2048
+"""Recurrent matrices of this many neurons or more are kept sparse (CSR)."""
+
+
+def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
+                       binary_input: bool = False) -> NetworkParams:
     """Draw the float reservoir from its config and seed (the one source of every weight).
 
-    Recurrent synapses exist with probability ``connectivity`` (no self-loops); magnitudes are
-    uniform in (0, 1]; the first ``round(excitatory_fraction·N)`` neurons are excitatory (positive
-    outgoing weights), the rest inhibitory (negative, scaled by ``inhibitory_gain``) — Dale's law.
-    The matrix is scaled to ``spectral_radius·vth``. Input weights have random sign, magnitude
-    uniform in (0, 1]·``input_scale·vth`` and density ``input_connectivity``.
+    Each of the ``layers`` layers has ``size`` neurons. Within a layer, synapses exist
+    independently with probability ``connectivity`` (no self-loops), drawn by geometric skipping
+    so that large sparse networks cost O(synapses); magnitudes are uniform in (0, 1]; the first
+    ``round(excitatory_fraction·size)`` neurons of a layer are excitatory (positive outgoing
+    weights), the rest inhibitory (negative, scaled by ``inhibitory_gain``): Dale's law. With
+    ``lateral_inhibition`` > 0 every inhibitory neuron also inhibits the neurons within
+    ``lateral_radius`` of it on the layer's ring. Each layer's block is scaled to spectral radius
+    ``spectral_radius·vth``. Excitatory neurons of layer k project forward to layer k+1
+    (``interlayer_connectivity``, magnitudes ``interlayer_scale``) and, with ``feedback_scale`` >
+    0, back from k+1 to k. Input weights reach layer 0 only: random sign, magnitude uniform in
+    (0, 1]·``input_scale·vth``, density ``input_connectivity``. Every recurrent synapse gets an
+    extra delay uniform in 0..``delay_max``. Networks of :data:`SPARSE_FROM` neurons or more keep
+    ``w_rec`` (and ``delays``) sparse.
     """
-    n = cfg.size
+    m, layers = cfg.size, cfg.layers
+    n = m * layers
     rng = np.random.default_rng(cfg.seed)
-    mask = rng.random((n, n)) < cfg.connectivity
-    np.fill_diagonal(mask, False)
-    mag = 1.0 - rng.random((n, n))
-    n_exc = int(round(cfg.excitatory_fraction * n))
-    sign = np.where(np.arange(n) < n_exc, 1.0, -cfg.inhibitory_gain)
-    w_rec = np.where(mask, mag * sign[None, :], 0.0)
-    radius = spectral_radius(w_rec)
-    if radius > 0:
-        w_rec *= cfg.spectral_radius * cfg.vth / radius
-    in_mask = rng.random((n, n_inputs)) < cfg.input_connectivity
-    in_mag = 1.0 - rng.random((n, n_inputs))
-    in_sign = np.where(rng.random((n, n_inputs)) < 0.5, -1.0, 1.0)
-    w_in = np.where(in_mask, in_mag * in_sign * cfg.input_scale * cfg.vth, 0.0)
+    n_exc = int(round(cfg.excitatory_fraction * m))
+    blocks = []
+    for k in range(layers):
+        block = _recurrent_block(rng, cfg, m, n_exc)
+        blocks.append(sp.coo_matrix((block.data, (block.row + k * m, block.col + k * m)),
+                                    shape=(n, n)))
+        if k + 1 < layers:
+            blocks.append(_between(rng, m, n_exc, cfg.interlayer_connectivity,
+                                   cfg.interlayer_scale * cfg.vth, k + 1, k, n))
+            if cfg.feedback_scale > 0:
+                blocks.append(_between(rng, m, n_exc, cfg.interlayer_connectivity,
+                                       cfg.feedback_scale * cfg.vth, k, k + 1, n))
+    w_rec = sp.csr_matrix(sum(blocks[1:], blocks[0]).tocsr()) if blocks else sp.csr_matrix((n, n))
+    w_rec.sum_duplicates()
+    delays = None
+    if cfg.delay_max > 0:
+        delays = w_rec.copy()
+        delays.data = rng.integers(0, cfg.delay_max + 1, size=w_rec.nnz).astype(np.int64)
+    in_mask = rng.random((m, n_inputs)) < cfg.input_connectivity
+    in_mag = 1.0 - rng.random((m, n_inputs))
+    in_sign = np.where(rng.random((m, n_inputs)) < 0.5, -1.0, 1.0)
+    w_in = np.zeros((n, n_inputs))
+    w_in[:m] = np.where(in_mask, in_mag * in_sign * cfg.input_scale * cfg.vth, 0.0)
+    dense = n < SPARSE_FROM
     return NetworkParams(
-        precision="float", w_in=w_in, w_in_exp=0, w_rec=w_rec, w_rec_exp=0,
+        precision="float", w_in=w_in, w_in_exp=0,
+        w_rec=w_rec.toarray() if dense else w_rec, w_rec_exp=0,
         du=float(cfg.du), dv=float(cfg.dv), vth=float(cfg.vth),
         bias=np.full(n, cfg.bias * cfg.vth), bias_exp=0, refractory=int(cfg.refractory),
-        payload_levels=0,
+        payload_levels=1 if binary_input else 0,
+        delays=(delays.toarray() if dense else delays) if delays is not None else None,
+        layers=layers,
     )
 
 
-def spectral_radius(w: np.ndarray) -> float:
-    """Largest eigenvalue magnitude (dense eigvals up to 3000 neurons, power iteration beyond)."""
+def _recurrent_block(rng: np.random.Generator, cfg: ReservoirConfig, m: int,
+                     n_exc: int) -> sp.coo_matrix:
+    """One layer's recurrent weights (Dale's law, optional ring lateral inhibition), scaled."""
+    post, pre = _bernoulli_positions(rng, m, m, cfg.connectivity)
+    keep = post != pre
+    post, pre = post[keep], pre[keep]
+    mag = 1.0 - rng.random(post.size)
+    sign = np.where(pre < n_exc, 1.0, -cfg.inhibitory_gain)
+    block = sp.csr_matrix((mag * sign, (post, pre)), shape=(m, m))
+    if cfg.lateral_inhibition > 0 and n_exc < m:
+        inh = np.arange(n_exc, m)
+        offsets = np.array([o for o in range(-cfg.lateral_radius, cfg.lateral_radius + 1) if o])
+        targets = (inh[:, None] + offsets[None, :]) % m
+        lat = sp.csr_matrix((np.full(targets.size, -cfg.lateral_inhibition),
+                             (targets.ravel(), np.repeat(inh, offsets.size))), shape=(m, m))
+        block = block + lat
+    radius = spectral_radius(block)
+    if radius > 0:
+        block = block * (cfg.spectral_radius * cfg.vth / radius)
+    return sp.coo_matrix(block)
+
+
+def _between(rng: np.random.Generator, m: int, n_exc: int, p: float, scale: float, dst: int,
+             src: int, n: int) -> sp.coo_matrix:
+    """Excitatory projection from layer ``src`` to layer ``dst`` (magnitudes uniform (0, 1])."""
+    post, pre = _bernoulli_positions(rng, m, n_exc, p)
+    mag = (1.0 - rng.random(post.size)) * scale
+    return sp.coo_matrix((mag, (post + dst * m, pre + src * m)), shape=(n, n))
+
+
+def _bernoulli_positions(rng: np.random.Generator, rows: int, cols: int,
+                         p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every entry of a rows × cols Bernoulli(p) mask, in row-major order."""
+    total = rows * cols
+    if p >= 1.0:
+        flat = np.arange(total, dtype=np.int64)
+    else:
+        chunks, pos = [], -1
+        while True:
+            expect = int((total - pos) * p * 1.05) + 64
+            gaps = rng.geometric(p, size=expect)
+            steps = pos + np.cumsum(gaps)
+            chunks.append(steps[steps < total])
+            if steps[-1] >= total:
+                break
+            pos = int(steps[-1])
+        flat = np.concatenate(chunks)
+    return flat // cols, flat % cols
+
+
+def spectral_radius(w: Any) -> float:
+    """Largest eigenvalue magnitude: exact (dense eigvals) up to 3000 neurons; beyond, the
+    random-matrix estimate ``max(sqrt(N·Var(w_ij)), |N·E[w_ij]|)`` (circular law plus the
+    mean-field outlier), which a full eigen-decomposition of 10^5 neurons could not afford."""
     n = w.shape[0]
-    if n == 0 or not np.any(w):
+    if n == 0 or (sp.issparse(w) and w.nnz == 0) or (not sp.issparse(w) and not np.any(w)):
         return 0.0
     if n <= 3000:
-        return float(np.max(np.abs(np.linalg.eigvals(w))))
-    import scipy.sparse.linalg as spla
-    vals = spla.eigs(w, k=1, which="LM", return_eigenvectors=False, maxiter=5000, tol=1e-4)
-    return float(np.abs(vals[0]))
+        dense = w.toarray() if sp.issparse(w) else w
+        return float(np.max(np.abs(np.linalg.eigvals(dense))))
+    data = w.data if sp.issparse(w) else w[w != 0]
+    mean = data.sum() / (n * n)
+    var = (data**2).sum() / (n * n) - mean**2
+    return float(max(np.sqrt(n * var), abs(n * mean)))
+
+
+def fan_in(w: Any) -> np.ndarray:
+    """Number of nonzero synapses onto each postsynaptic neuron (rows of ``w``)."""
+    if sp.issparse(w):
+        return np.diff(sp.csr_matrix(w).indptr)
+    return (np.asarray(w) != 0).sum(axis=1)
 
 
 # ---------------------------------------------------------------- Lava's weight rules
@@ -200,12 +325,19 @@ def lava_weight_rules(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
     return ((w >> tb) << tb).astype(np.int32)
 
 
-def quantize_matrix(w: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
+def quantize_matrix(w: Any, scale: float) -> tuple[Any, int]:
     """Mantissas and exponent with ``mantissa·2^exp ≈ scale·w`` under Lava's 8-bit rules.
 
     The exponent is the smallest that keeps the largest magnitude within the mantissa range
-    (254 for mixed-sign matrices, whose lowest bit Lava clears; 255 otherwise).
+    (254 for mixed-sign matrices, whose lowest bit Lava clears; 255 otherwise). A sparse matrix
+    stays sparse (its stored values are quantized; the sign mode of the stored values is that of
+    the whole matrix, since zeros neither make it mixed nor change the clip).
     """
+    if sp.issparse(w):
+        csr = sp.csr_matrix(w, copy=True)
+        mant, exp = quantize_matrix(csr.data, scale)
+        csr.data = mant.astype(np.int32)  # explicit zeros stay: delays share this structure
+        return csr, exp
     target = np.asarray(w, dtype=np.float64) * scale
     peak = float(np.max(np.abs(target))) if target.size else 0.0
     if peak == 0.0:
@@ -241,14 +373,16 @@ def quantize_network(params: NetworkParams) -> NetworkParams:
         raise ValueError("quantize_network expects a float network")
     scale = 2.0**VOLTAGE_SCALE_BITS / params.vth  # voltage units per float unit
     w_rec, e_rec = quantize_matrix(params.w_rec, scale / 64.0)
-    w_in, e_in = quantize_matrix(params.w_in, scale / (64.0 * PAYLOAD_LEVELS))
+    levels = 1 if params.payload_levels == 1 else PAYLOAD_LEVELS
+    w_in, e_in = quantize_matrix(params.w_in, scale / (64.0 * levels))
     bias_mant, bias_exp = _quantize_bias(params.bias * scale)
     return NetworkParams(
         precision="fixed", w_in=w_in, w_in_exp=e_in, w_rec=w_rec, w_rec_exp=e_rec,
         du=int(max(0, min(4095, round(4096 * params.du) - 1))),
         dv=int(max(0, min(4095, round(4096 * params.dv)))),
         vth=int(round(scale * params.vth / 64.0)), bias=bias_mant, bias_exp=bias_exp,
-        refractory=params.refractory, payload_levels=PAYLOAD_LEVELS,
+        refractory=params.refractory, payload_levels=levels, delays=params.delays,
+        layers=params.layers,
     )
 
 
@@ -261,9 +395,10 @@ def _quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int]:
     return mant, exp
 
 
-def build_network(cfg: ReservoirConfig, n_inputs: int) -> NetworkParams:
+def build_network(cfg: ReservoirConfig, n_inputs: int,
+                  binary_input: bool = False) -> NetworkParams:
     """The network a config describes, in its configured precision."""
-    params = draw_float_network(cfg, n_inputs)
+    params = draw_float_network(cfg, n_inputs, binary_input)
     return quantize_network(params) if cfg.precision == "fixed" else params
 
 
@@ -276,9 +411,11 @@ def dequantize(params: NetworkParams) -> NetworkParams:
     unit = params.vth * 64.0  # voltage units per threshold
     return NetworkParams(
         precision="float",
-        w_in=params.w_in * 2.0**params.w_in_exp * 64.0 * PAYLOAD_LEVELS / unit, w_in_exp=0,
+        w_in=params.w_in * 2.0**params.w_in_exp * 64.0 * params.payload_levels / unit,
+        w_in_exp=0,
         w_rec=params.w_rec * 2.0**params.w_rec_exp * 64.0 / unit, w_rec_exp=0,
         du=(params.du + 1) / 4096.0, dv=params.dv / 4096.0, vth=1.0,
         bias=params.bias * 2.0**params.bias_exp / unit, bias_exp=0,
-        refractory=params.refractory, payload_levels=0,
+        refractory=params.refractory, payload_levels=0 if params.payload_levels > 1 else 1,
+        delays=params.delays, layers=params.layers,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuralalchemy.agent_io import EncoderParams, encode, select_action
+from neuralalchemy.agent_io import EncoderParams, select_action, window
 from neuralalchemy.engine import Reservoir
 from neuralalchemy.envs import EnvInfo, make_vec
 from neuralalchemy.network import NetworkParams
@@ -68,12 +68,14 @@ def run_episodes(env_id: str, info: EnvInfo, network: NetworkParams, enc: Encode
     alive = np.ones(batch, dtype=bool)
     returns, lengths = np.zeros(batch), np.zeros(batch, dtype=np.int64)
     spikes = 0
+    rng = np.random.default_rng([seed, 0x5EED]) if enc.binary else None
     try:
         obs, _ = envs.reset(seed=seed)
         res.reset()
         trace = torch.zeros(batch, network.size, dtype=torch.float64)
         while alive.any():
-            payload = torch.as_tensor(encode(obs, enc, network.payload_levels))
+            payload = torch.as_tensor(np.ascontiguousarray(
+                window(obs, enc, network.payload_levels, steps_per_obs, rng)))
             counts = res.run(payload, steps_per_obs)
             spikes += int(counts[torch.as_tensor(alive)].sum())
             trace = counts.to(torch.float64) if trace_decay == 0 else trace * trace_decay + counts

@@ -67,8 +67,8 @@ def train(cfg: Config, out: Path | None = None, steps: int | None = None,
     target = info.reward_threshold if target is None else target
     budget = steps if steps is not None else cfg.training.steps
     ranges = encoder_ranges(cfg, info)
-    enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width)
-    network = build_network(cfg.reservoir, enc.n_channels)
+    enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
+    network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", cfg.env)
     write_provenance(run_dir, cfg, {"budget_steps": budget, "target_return": target})
     decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from neuralalchemy.agent_io import DeployedAgent, act, update_features
+from neuralalchemy.agent_io import DeployedAgent, act, episode_rng, update_features
 from neuralalchemy.engine import Reservoir
 from neuralalchemy.envs import make_env
 from neuralalchemy.sim.backend import EpisodeRecord
@@ -23,11 +23,12 @@ def play(agent: DeployedAgent, seeds: Sequence[int]) -> list[EpisodeRecord]:
         for seed in seeds:
             start = time.perf_counter()
             obs, _ = env.reset(seed=int(seed))
+            rng = episode_rng(seed) if agent.encoder.binary else None
             res.reset()
             trace = np.zeros(res.size)
             actions, ret, spikes, done = [], 0.0, 0, False
             while not done:
-                payload = torch.as_tensor(agent.payload(obs)[None])
+                payload = torch.as_tensor(np.ascontiguousarray(agent.window(obs, rng)[:, None]))
                 counts = res.run(payload, agent.steps_per_obs)[0].numpy()
                 spikes += int(counts.sum())
                 trace = update_features(trace, counts, agent.readout.trace_decay)
