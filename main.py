@@ -1,4 +1,4 @@
-"""``python main.py --env CartPole-v1 --config config.ini`` is ``alchemy train`` with those options."""
+"""`python main.py --env CartPole-v1 --config config.ini`: `alchemy train` with those options."""
 
 import sys
 

@@ -54,8 +54,10 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 def write_section(name: str, title: str, body: str) -> None:
     """Replace (or append) this benchmark's section of RESULTS.md."""
     stamp = f"{time.strftime('%Y-%m-%d')} · {machine()} · commit {commit()}"
-    section = f"<!-- begin {name} -->\n## {title}\n\n_{stamp}_\n\n{body.strip()}\n<!-- end {name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by `make bench`; each section by its script.\n"
+    section = (f"<!-- begin {name} -->\n## {title}\n\n_{stamp}_\n\n{body.strip()}\n"
+               f"<!-- end {name} -->")
+    text = RESULTS.read_text() if RESULTS.exists() else \
+        "# Benchmark results\n\nWritten by `make bench`; each section by its script.\n"
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->",
                          re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else \

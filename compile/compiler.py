@@ -15,8 +15,7 @@ from typing import Any
 
 from neuralalchemy.agent_io import DeployedAgent
 from neuralalchemy.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from neuralalchemy.compile.artifact import (FORMAT, FORMAT_VERSION, MANIFEST, agent_arrays,
-                                            npz_bytes)
+from neuralalchemy.compile.artifact import FORMAT, FORMAT_VERSION, MANIFEST, agent_arrays, npz_bytes
 from neuralalchemy.compile.nir_export import write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file

@@ -4,7 +4,7 @@ The file loads without executing code (``numpy.load(allow_pickle=False)``): meta
 string, everything else plain numeric arrays. Keys: ``meta`` (JSON: format version, config, env
 info, learner counters), ``net.<field>`` (:class:`~neuralalchemy.network.NetworkParams`),
 ``encoder_ranges`` (D, 2), ``theta`` (A, F) readout on normalised features, ``feat_mean``,
-``feat_std``, ``rng_state`` (JSON of the learner's bit generator, inside ``meta``).
+``feat_std``, ``bias`` (A,).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Checkpoint:
     feat_mean: np.ndarray
     feat_std: np.ndarray
     learner: dict[str, Any] = field(default_factory=dict)
+    bias: np.ndarray | None = None
 
     def agent(self) -> DeployedAgent:
         """The deployable agent: normalisation folded into the readout."""
@@ -49,7 +50,7 @@ class Checkpoint:
         enc = make_encoder(self.encoder_ranges, enc_cfg.neurons_per_dim, enc_cfg.width,
                            enc_cfg.kind)
         w = self.theta / self.feat_std[None, :]
-        b = -w @ self.feat_mean
+        b = -w @ self.feat_mean + (0.0 if self.bias is None else self.bias)
         ro = ReadoutParams(w=w, b=b, trace_decay=_trace_decay(self.config),
                            action_low=np.asarray(self.env["action_low"], dtype=np.float64),
                            action_high=np.asarray(self.env["action_high"], dtype=np.float64))
@@ -67,7 +68,8 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
             "config": ckpt.config.to_dict(), "env": ckpt.env, "learner": ckpt.learner}
     arrays = {f"net.{k}": v for k, v in ckpt.network.to_arrays().items()}
     arrays.update(meta=np.array(json.dumps(meta)), encoder_ranges=ckpt.encoder_ranges,
-                  theta=ckpt.theta, feat_mean=ckpt.feat_mean, feat_std=ckpt.feat_std)
+                  theta=ckpt.theta, feat_mean=ckpt.feat_mean, feat_std=ckpt.feat_std,
+                  bias=np.zeros(ckpt.theta.shape[0]) if ckpt.bias is None else ckpt.bias)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -99,7 +101,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         return Checkpoint(config=Config.from_dict(meta["config"]), env=meta["env"],
                           encoder_ranges=arrays["encoder_ranges"], network=network,
                           theta=arrays["theta"], feat_mean=arrays["feat_mean"],
-                          feat_std=arrays["feat_std"], learner=meta.get("learner", {}))
+                          feat_std=arrays["feat_std"], learner=meta.get("learner", {}),
+                          bias=arrays.get("bias"))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} is incomplete or inconsistent ({exc}); "
                               "re-run `alchemy train`") from None

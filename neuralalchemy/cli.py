@@ -60,7 +60,8 @@ def cli() -> None:
 
 # ---------------------------------------------------------------- train
 @cli.command()
-@click.option("--env", "env_id", default=None, help="Gymnasium environment id (default CartPole-v1).")
+@click.option("--env", "env_id", default=None,
+              help="Gymnasium environment id (default CartPole-v1).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML or INI config file.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -135,8 +136,8 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
     click.echo(f"artifact {folder}  ({res['neurons']} neurons, {res['synapses']:,} synapses, "
                f"{info['manifest']['precision']} precision)")
     if "placement" in res:
-        from neuralalchemy.compile.compiler import placement_for
         from neuralalchemy.compile.artifact import load_artifact
+        from neuralalchemy.compile.compiler import placement_for
 
         agent, _ = load_artifact(folder)
         _console().print(render_table(placement_for(agent.network, target)))  # type: ignore[arg-type]

@@ -1,12 +1,12 @@
-"""One typed configuration schema, read from YAML or INI, overridden by the environment and ``--set``.
+"""One typed configuration schema, read from YAML or INI, overridden by environment and ``--set``.
 
 Precedence, lowest first: built-in defaults, the config file, environment variables, ``--set``.
 
 * A YAML file holds one mapping per section (``reservoir: {size: 500}``); an INI file holds the
   same sections (``[reservoir]`` then ``size = 500``). Top-level keys (``env``) sit in an INI
   ``[general]`` section.
-* ``RESERVOIR_SIZE=500`` (or ``ALCHEMY_RESERVOIR_SIZE=500``) sets ``reservoir.size``; a top-level key
-  is set with the ``ALCHEMY_`` prefix only (``ALCHEMY_ENV=Acrobot-v1``).
+* ``RESERVOIR_SIZE=500`` (or ``ALCHEMY_RESERVOIR_SIZE=500``) sets ``reservoir.size``; a top-level
+  key is set with the ``ALCHEMY_`` prefix only (``ALCHEMY_ENV=Acrobot-v1``).
 * ``--set reservoir.size=500`` overrides everything.
 
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key.
@@ -50,16 +50,16 @@ class ReservoirConfig:
         0.9, "spectral radius of the recurrent weights, in units of the threshold", 0.0, 100.0)
     excitatory_fraction: float = _f(0.8, "fraction of excitatory neurons (Dale's law)", 0.0, 1.0)
     inhibitory_gain: float = _f(
-        2.0, "magnitude of inhibitory relative to excitatory weights", 0.0, 100.0)
+        4.0, "magnitude of inhibitory relative to excitatory weights", 0.0, 100.0)
     input_scale: float = _f(
-        1.2, "peak input current per active input channel, in units of the threshold", 0.0, 100.0)
+        0.8, "peak input current per active input channel, in units of the threshold", 0.0, 100.0)
     input_connectivity: float = _f(
         0.25, "probability that a neuron listens to an input channel", 0.0, 1.0, True)
     du: float = _f(0.5, "current decay per timestep (Lava du)", 0.0, 1.0)
     dv: float = _f(0.25, "voltage decay per timestep (Lava dv)", 0.0, 1.0)
     vth: float = _f(1.0, "spike threshold", 0.0, 1e6, True)
     bias: float = _f(0.0, "constant bias current, in units of the threshold", -10.0, 10.0)
-    refractory: int = _f(0, "refractory period in timesteps after a spike", 0, 63)
+    refractory: int = _f(2, "refractory period in timesteps after a spike", 0, 63)
     steps_per_obs: int = _f(5, "simulation timesteps per environment step (K)", 1, 1000)
     precision: Literal["fixed", "float"] = _f(
         "fixed", "'fixed': Loihi fixed-point dynamics in training (what runs on chip); 'float'")
@@ -173,19 +173,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = float(value)
-            if out != out:
-                raise ConfigError(f"{key}: expected a number, got NaN")
-            return out
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp in (int, float):
+        return _number(tp, value, key)
     if tp is str:
         if isinstance(value, str) and value:
             return value
@@ -193,6 +182,19 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is list:
         return _ranges(value, key)
     raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - schema bug
+
+
+def _number(tp: type, value: Any, key: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "an integer" if tp is int else "a number"
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+    if tp is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if value != value:
+        raise ConfigError(f"{key}: expected a number, got NaN")
+    return float(value)
 
 
 def _ranges(value: Any, key: str) -> list[list[float]]:
@@ -203,7 +205,8 @@ def _ranges(value: Any, key: str) -> list[list[float]]:
         ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)
         if not ok or not float(pair[0]) < float(pair[1]):
-            raise ConfigError(f"{key}: each entry must be [low, high] with low < high, got {pair!r}")
+            raise ConfigError(
+                f"{key}: each entry must be [low, high] with low < high, got {pair!r}")
         out.append([float(pair[0]), float(pair[1])])
     return out
 
@@ -366,6 +369,7 @@ def describe() -> list[tuple[str, str, str]]:
         if not subfields:
             rows.append((f.name, repr(f.default), f.metadata.get("help", "")))
         for sub in subfields:
-            default = sub.default if sub.default is not dataclasses.MISSING else sub.default_factory()  # type: ignore[misc]
+            default = sub.default if sub.default is not dataclasses.MISSING \
+                else sub.default_factory()  # type: ignore[misc]
             rows.append((f"{f.name}.{sub.name}", repr(default), sub.metadata.get("help", "")))
     return rows

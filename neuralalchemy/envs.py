@@ -78,7 +78,7 @@ def calibrate_ranges(env_id: str, episodes: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     seen = []
-    for ep in range(episodes):
+    for _ in range(episodes):
         obs, _ = env.reset(seed=int(rng.integers(2**31)))
         seen.append(obs)
         done = False

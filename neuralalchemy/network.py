@@ -7,7 +7,7 @@ Float model (Lava ``floating_pt``), per timestep ``t``::
 
     a[t] = W_in · x[t-1] + W_rec · s[t-1]           (each Dense adds one step of delay)
     u[t] = u[t-1]·(1 − du) + a[t]
-    v[t] = v[t-1]·(1 − dv) + u[t] + bias            (frozen at 0 for ``refractory`` steps after a spike)
+    v[t] = v[t-1]·(1 − dv) + u[t] + bias       (held at 0 for ``refractory`` steps after a spike)
     s[t] = v[t] > vth;  v[t] ← 0 where s[t]
 
 Fixed-point model (Lava ``fixed_pt``, ``PyLifModelBitAcc`` + ``PyDenseModelBitAcc``), all integers::

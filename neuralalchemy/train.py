@@ -21,11 +21,11 @@ from neuralalchemy.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoin
 from neuralalchemy.config import Config, ConfigError
 from neuralalchemy.envs import EnvInfo, calibrate_ranges, env_info
 from neuralalchemy.fsio import atomic_write_json
-from neuralalchemy.learners import ars
-from neuralalchemy.network import build_network
+from neuralalchemy.learners import make_learner
+from neuralalchemy.learners.base import Context, Learner, Progress, Readout
+from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.plots import learning_curve
 from neuralalchemy.records import MetricsLog, new_run_dir, read_metrics, write_provenance
-from neuralalchemy.rollout import FeatureStats, run_episodes
 
 QUICK_EVAL_EPISODES = 20
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never seen in training
@@ -51,8 +51,7 @@ def encoder_ranges(cfg: Config, info: EnvInfo) -> np.ndarray:
 
 
 def _progress(enabled: bool):  # type: ignore[no-untyped-def]
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     return Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("env steps  {task.fields[status]}"), TimeElapsedColumn(),
                     disable=not enabled, transient=False)
@@ -69,42 +68,44 @@ def train(cfg: Config, out: Path | None = None, steps: int | None = None,
     ranges = encoder_ranges(cfg, info)
     enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
     network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
+    decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
+    ctx = Context(cfg, info, network, enc, decay)
+    learner = make_learner(ctx)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", cfg.env)
     write_provenance(run_dir, cfg, {"budget_steps": budget, "target_return": target})
-    decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
-    rollout = partial(_rollout, cfg, info, network, enc, decay)
-    state = ars.init_state(info.n_actions, network.size, cfg.training.seed)
-    log = MetricsLog(run_dir / "metrics.jsonl")
     env_dict = {**asdict(info), "action_low": info.action_low.tolist(),
                 "action_high": info.action_high.tolist()}
+    save = partial(_save, run_dir, cfg, env_dict, ranges, network)
     best: dict[str, Any] = {"mean": -np.inf}
     start = time.perf_counter()
     solved = False
+    log = MetricsLog(run_dir / "metrics.jsonl")
     try:
         with _progress(progress) as bar:
             task = bar.add_task("train", total=budget, status="")
-            while state.env_steps < budget and not solved:
-                result = ars.update(state, cfg, rollout)
-                _log_train(log, state, result.returns, result.lengths)
-                status = f"train mean {result.returns.mean():7.1f}"
-                if state.iteration % cfg.training.eval_every == 0:
-                    solved, mean = _evaluate(cfg, state, rollout, target, log, best)
+            while learner.env_steps < budget and not solved:
+                done = learner.step()
+                _log_train(log, learner, done)
+                status = f"train mean {done.returns.mean():7.1f}" if done.returns.size else ""
+                if learner.iteration % cfg.training.eval_every == 0:
+                    solved, mean = _evaluate(ctx, learner, target, log, best)
                     status += f"  eval {mean:7.1f}"
-                    _save(run_dir, cfg, env_dict, ranges, network, best, state)
-                bar.update(task, completed=min(state.env_steps, budget), status=status)
+                    save(best, learner)
+                bar.update(task, completed=min(learner.env_steps, budget), status=status)
         if not solved:
-            solved, _ = _evaluate(cfg, state, rollout, target, log, best, final=True)
+            solved, _ = _evaluate(ctx, learner, target, log, best, final=True)
     finally:
         log.close()
-    _save(run_dir, cfg, env_dict, ranges, network, best, state)
+    save(best, learner)
     metrics = read_metrics(run_dir / "metrics.jsonl")
-    learning_curve(metrics, run_dir / "learning_curve.png", f"{cfg.env}: spiking reservoir + ARS",
-                   target)
+    learning_curve(metrics, run_dir / "learning_curve.png",
+                   f"{cfg.env}: spiking reservoir + {cfg.training.algorithm.upper()}", target)
     summary = {
         "env": cfg.env, "solved": bool(solved), "target_return": target,
+        "algorithm": cfg.training.algorithm,
         "eval_mean": float(best["mean"]), "eval_std": float(best.get("std", 0.0)),
-        "eval_episodes": int(best.get("episodes", 0)), "env_steps": int(state.env_steps),
-        "env_steps_at_best": int(best.get("env_steps", 0)), "updates": state.iteration,
+        "eval_episodes": int(best.get("episodes", 0)), "env_steps": int(learner.env_steps),
+        "env_steps_at_best": int(best.get("env_steps", 0)), "updates": learner.iteration,
         "wall_s": round(time.perf_counter() - start, 2), "neurons": network.size,
         "precision": network.precision, "checkpoint": CHECKPOINT_NAME,
     }
@@ -112,59 +113,48 @@ def train(cfg: Config, out: Path | None = None, steps: int | None = None,
     return TrainResult(run_dir, summary)
 
 
-def _rollout(cfg: Config, info: EnvInfo, network, enc, decay, weights, mean, std, seed,  # type: ignore[no-untyped-def]
-             stats):
-    biases = np.zeros(weights.shape[:2])
-    return run_episodes(cfg.env, info, network, enc, cfg.reservoir.steps_per_obs, weights,
-                        biases, mean, std, decay, seed, stats)
-
-
-def _log_train(log: MetricsLog, state: ars.ArsState, returns: np.ndarray,
-               lengths: np.ndarray) -> None:
-    steps = state.env_steps - int(lengths.sum())
-    for r, n in zip(returns, lengths):
+def _log_train(log: MetricsLog, learner: Learner, done: Progress) -> None:
+    steps = learner.env_steps - int(done.lengths.sum())
+    for r, n in zip(done.returns, done.lengths):
         steps += int(n)
-        log.write({"kind": "train", "iteration": state.iteration, "return": float(r),
+        log.write({"kind": "train", "iteration": learner.iteration, "return": float(r),
                    "length": int(n), "env_steps": steps})
 
 
-def _evaluate(cfg: Config, state: ars.ArsState, rollout, target: float | None,  # type: ignore[no-untyped-def]
-              log: MetricsLog, best: dict[str, Any], final: bool = False) -> tuple[bool, float]:
+def evaluate_readout(ctx: Context, ro: Readout, episodes: int) -> np.ndarray:
+    """Returns of the greedy readout on ``episodes`` evaluation episodes (seeds EVAL_SEED + i)."""
+    weights = np.repeat(ro.theta[None], episodes, axis=0)
+    biases = np.repeat(ro.bias[None], episodes, axis=0)
+    return ctx.episodes(weights, biases, ro.mean, ro.std, EVAL_SEED).returns
+
+
+def _evaluate(ctx: Context, learner: Learner, target: float | None, log: MetricsLog,
+              best: dict[str, Any], final: bool = False) -> tuple[bool, float]:
     """Quick evaluation; a full one when the quick one clears the target (or at the end)."""
-    mean, std = state.stats.mean_std()
-    frozen = (state.theta.copy(), mean, std)
-    n = cfg.training.eval_episodes if final else min(QUICK_EVAL_EPISODES,
-                                                     cfg.training.eval_episodes)
-    ret = _eval_returns(rollout, frozen, n)
+    full_n = ctx.cfg.training.eval_episodes
+    ro = learner.readout()
+    n = full_n if final else min(QUICK_EVAL_EPISODES, full_n)
+    ret = evaluate_readout(ctx, ro, n)
     if not final and target is not None and ret.mean() >= target:
-        n = cfg.training.eval_episodes
-        ret = _eval_returns(rollout, frozen, n)
-    record = {"kind": "eval", "iteration": state.iteration, "env_steps": state.env_steps,
+        n = full_n
+        ret = evaluate_readout(ctx, ro, n)
+    record = {"kind": "eval", "iteration": learner.iteration, "env_steps": learner.env_steps,
               "mean": float(ret.mean()), "std": float(ret.std()), "episodes": n}
     log.write(record)
-    full = n == cfg.training.eval_episodes
-    if full and (ret.mean() > best["mean"] or "theta" not in best or not best.get("full")):
-        best.update(record, theta=frozen[0], feat_mean=frozen[1], feat_std=frozen[2], full=True)
-    elif not best.get("full") and ret.mean() > best["mean"]:
-        best.update(record, theta=frozen[0], feat_mean=frozen[1], feat_std=frozen[2])
+    full = n == full_n
+    # the kept readout: the best full evaluation, else the best quick one
+    if (full and (not best.get("full") or ret.mean() > best["mean"])) or \
+            (not best.get("full") and ret.mean() > best["mean"]):
+        best.update(record, readout=ro, full=full)
     solved = full and target is not None and ret.mean() >= target
     return solved, float(ret.mean())
 
 
-def _eval_returns(rollout, frozen, n: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    theta, mean, std = frozen
-    weights = np.repeat(theta[None], n, axis=0)
-    return rollout(weights, mean, std, EVAL_SEED, None).returns
-
-
-def _save(run_dir: Path, cfg: Config, env: dict, ranges: np.ndarray, network,  # type: ignore[no-untyped-def]
-          best: dict[str, Any], state: ars.ArsState) -> None:
-    if "theta" in best:
-        theta, mean, std = best["theta"], best["feat_mean"], best["feat_std"]
-    else:
-        theta = state.theta
-        mean, std = state.stats.mean_std()
-    learner = {"algorithm": "ars", "iteration": state.iteration, "env_steps": state.env_steps,
-               "eval_mean": float(best["mean"]) if np.isfinite(best["mean"]) else None}
+def _save(run_dir: Path, cfg: Config, env: dict, ranges: np.ndarray, network: NetworkParams,
+          best: dict[str, Any], learner: Learner) -> None:
+    ro: Readout = best.get("readout") or learner.readout()
+    info = {**learner.summary(),
+            "eval_mean": float(best["mean"]) if np.isfinite(best["mean"]) else None}
     save_checkpoint(run_dir / CHECKPOINT_NAME,
-                    Checkpoint(cfg, env, ranges, network, theta, mean, std, learner))
+                    Checkpoint(cfg, env, ranges, network, ro.theta, ro.mean, ro.std, info,
+                               bias=ro.bias))

@@ -129,3 +129,11 @@ def test_shipped_configs_match_the_builtin_defaults():
     defaults = load_config(environ={})
     assert load_config(root / "configs" / "cartpole.yaml", environ={}) == defaults
     assert load_config(root / "config.ini", environ={}) == defaults
+
+
+def test_configuration_reference_lists_every_key():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [key for key, _, _ in describe() if f"`{key}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}; regenerate it"

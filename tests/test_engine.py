@@ -11,9 +11,14 @@ from hypothesis.extra.numpy import arrays
 
 from neuralalchemy.config import ReservoirConfig
 from neuralalchemy.engine import Reservoir, engine_params, lif_step, synaptic_input, zero_state
-from neuralalchemy.network import (NetworkParams, build_network, draw_float_network,
-                                   lava_weight_rules, quantize_matrix,
-                                   stable_weights)
+from neuralalchemy.network import (
+    NetworkParams,
+    build_network,
+    draw_float_network,
+    lava_weight_rules,
+    quantize_matrix,
+    stable_weights,
+)
 
 
 def _one_neuron(precision: str, du, dv, vth, bias=0, refractory=0) -> NetworkParams:

@@ -1,1 +1,22 @@
-"""Readout learners. Each trains the linear readout of a fixed reservoir on an environment."""
+"""Readout learners. Each trains the linear readout of a fixed reservoir on an environment.
+
+``LEARNERS`` maps the config's ``training.algorithm`` to a factory taking a
+:class:`~neuralalchemy.learners.base.Context`.
+"""
+
+from __future__ import annotations
+
+from neuralalchemy.learners.base import Context, Learner, LearnerFactory
+
+
+def _ars(ctx: Context) -> Learner:
+    from neuralalchemy.learners.ars import Ars
+    return Ars(ctx)
+
+
+LEARNERS: dict[str, LearnerFactory] = {"ars": _ars}
+
+
+def make_learner(ctx: Context) -> Learner:
+    """The learner the config names."""
+    return LEARNERS[ctx.cfg.training.algorithm](ctx)

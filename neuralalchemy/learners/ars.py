@@ -13,52 +13,50 @@ mean and standard deviation (V2); the normalisation is folded into the readout a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from neuralalchemy.config import Config
-from neuralalchemy.rollout import FeatureStats, RolloutResult
+from neuralalchemy.learners.base import Context, Progress, Readout
+from neuralalchemy.rollout import FeatureStats
 
 
-@dataclass
-class ArsState:
-    """Everything needed to continue learning: weights, normaliser, counters, RNG."""
+class Ars:
+    """ARS V2-t on the readout; one :meth:`step` is one update."""
 
-    theta: np.ndarray
-    stats: FeatureStats
-    rng: np.random.Generator
-    iteration: int = 0
-    env_steps: int = 0
-    history: list[dict] = field(default_factory=list)
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.theta = np.zeros((ctx.info.n_actions, ctx.n_features))
+        self.stats = FeatureStats.empty(ctx.n_features)
+        self.rng = np.random.default_rng(ctx.cfg.training.seed)
+        self.iteration = 0
+        self.env_steps = 0
 
+    def step(self) -> Progress:
+        """One ARS update in place."""
+        tr, nu = self.ctx.cfg.training, self.ctx.cfg.exploration.noise
+        n = tr.directions
+        mean, std = self.stats.mean_std()
+        deltas = self.rng.standard_normal((n, *self.theta.shape))
+        weights = np.concatenate([self.theta + nu * deltas, self.theta - nu * deltas])
+        seed = int(self.rng.integers(2**31 - 1))
+        result = self.ctx.episodes(weights, np.zeros(weights.shape[:2]), mean, std, seed,
+                                   self.stats)
+        r_plus, r_minus = result.returns[:n], result.returns[n:]
+        top = np.argsort(-np.maximum(r_plus, r_minus), kind="stable")[: tr.top_directions]
+        sigma = np.concatenate([r_plus[top], r_minus[top]]).std()
+        if sigma > 0:
+            step = np.einsum("k,kaf->af", r_plus[top] - r_minus[top], deltas[top])
+            self.theta += tr.step_size / (len(top) * sigma) * step
+        self.iteration += 1
+        self.env_steps += result.env_steps
+        return Progress(result.returns, result.lengths, result.env_steps)
 
-Rollout = Callable[[np.ndarray, np.ndarray, np.ndarray, int, FeatureStats | None], RolloutResult]
-"""(weights (B, A, F), mean, std, seed, stats-to-update) -> one episode per row."""
+    def readout(self) -> Readout:
+        """The current readout (deterministic: ARS explores in parameter space)."""
+        mean, std = self.stats.mean_std()
+        return Readout(self.theta.copy(), np.zeros(self.theta.shape[0]), mean, std)
 
-
-def init_state(n_actions: int, n_features: int, seed: int) -> ArsState:
-    """Zero readout, empty normaliser."""
-    return ArsState(theta=np.zeros((n_actions, n_features)), stats=FeatureStats.empty(n_features),
-                    rng=np.random.default_rng(seed))
-
-
-def update(state: ArsState, cfg: Config, rollout: Rollout) -> RolloutResult:
-    """One ARS update in place; returns the rollouts of the perturbed readouts."""
-    tr, n = cfg.training, cfg.training.directions
-    mean, std = state.stats.mean_std()
-    deltas = state.rng.standard_normal((n, *state.theta.shape))
-    nu = cfg.exploration.noise
-    weights = np.concatenate([state.theta + nu * deltas, state.theta - nu * deltas])
-    seed = int(state.rng.integers(2**31 - 1))
-    result = rollout(weights, mean, std, seed, state.stats)
-    r_plus, r_minus = result.returns[:n], result.returns[n:]
-    top = np.argsort(-np.maximum(r_plus, r_minus), kind="stable")[: tr.top_directions]
-    sigma = np.concatenate([r_plus[top], r_minus[top]]).std()
-    if sigma > 0:
-        step = np.einsum("k,kaf->af", r_plus[top] - r_minus[top], deltas[top])
-        state.theta += tr.step_size / (len(top) * sigma) * step
-    state.iteration += 1
-    state.env_steps += result.env_steps
-    return result
+    def summary(self) -> dict[str, Any]:
+        """Counters."""
+        return {"algorithm": "ars", "iteration": self.iteration, "env_steps": self.env_steps}

@@ -1,0 +1,477 @@
+"""The Brian2 backend: the reservoir's discrete Lava dynamics written as a Brian2 model.
+
+Mode ``exact`` reproduces the reference engine (:mod:`neuralalchemy.engine`, equations in
+:mod:`neuralalchemy.network`) timestep for timestep, from the artifact's explicit weights (nothing
+is re-drawn). Float networks run in float64 with the engine's order of operations (one operation
+per statement, so Brian2's sympy pass cannot re-associate a sum; ``-ffast-math`` off); fixed-point
+networks run Lava's integer arithmetic in int64 Brian2 variables (``: integer``, floor division
+``//``), on the numpy and cython runtimes and on ``cpp_standalone``. The model has no ODEs: the
+clock's ``dt`` is a label (1 ms = one timestep).
+
+Objects (``d`` = 0..D, the extra synaptic delays present in ``network.delays``)::
+
+    inputs   NeuronGroup(C):  p                      the payload of this timestep
+    syn_in   Synapses(inputs → neurons):  a_in_post = w·p_pre (summed)   [slot 'groups', order −1]
+    neurons  NeuronGroup(N):  run_regularly update   [slot 'groups', order 0]
+                 a = shift_rec(acc_0) + … + shift_rec(acc_D) + shift_in(a_in);  acc_d = 0
+                 u, v (LIF, float or integer), refractory hold;  threshold v > vth;  reset v = 0
+    syn_rec[d] Synapses(neurons → neurons, delay d·dt):  on_pre  acc_d_post += w
+
+Within timestep ``t``: the payload of ``t`` is in ``p`` (open loop: ``p = stim(t, i)`` at slot
+'start'); the summed input and the LIF update run at 'groups'; spikes ``s[t]`` at 'thresholds';
+at 'synapses' the spikes of ``t − d`` land in ``acc_d``, which the update of ``t + 1`` consumes:
+a spike at ``t`` reaches its target at ``t + 1 + d``. In fixed point each ``acc_d`` is one
+projection's integer sum of one sending step, shifted by the exponent on its own (Lava's
+``DelayDense`` shifts each delay slot's sum), floor division for negative exponents.
+
+Further modes (a biologically detailed model) register in :data:`MODES`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+import typing as ty
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neuralalchemy.agent_io import DeployedAgent, act, episode_rng, update_features
+from neuralalchemy.network import NetworkParams
+from neuralalchemy.sim.backend import BackendUnavailable, EpisodeRecord
+
+TARGETS = ("numpy", "cython", "cpp_standalone")
+"""Brian2 code-generation targets: two runtimes and the standalone C++ device."""
+
+RUNTIME_TARGETS = ("numpy", "cython")
+
+EXACT_COMPILE_ARGS = ["-w", "-O3", "-march=native", "-std=c++11", "-ffp-contract=off"]
+"""Brian2's default C++ flags without ``-ffast-math`` (and no fused multiply-add), so float code
+keeps IEEE semantics and the order of operations written in the model."""
+
+_WRAP = 2**23
+
+
+# ---------------------------------------------------------------- the model, as code
+@dataclass(frozen=True)
+class ModelCode:
+    """Brian2 strings and values of one reservoir model.
+
+    ``neuron_eqs`` declares the neuron variables; ``shared`` gives the values of its
+    ``(shared, constant)`` parameters and ``per_neuron`` the per-neuron constants; ``update`` is
+    the run_regularly code of each timestep; ``dtype`` the numpy type of integer/weight
+    variables (int64 in fixed point).
+    """
+
+    neuron_eqs: str
+    update: str
+    threshold: str
+    reset: str
+    weight_type: str  # "1" (float) or "integer"
+    dtype: type
+    shared: dict[str, ty.Any]
+    per_neuron: dict[str, np.ndarray]
+    delays: tuple[int, ...]  # the extra delays that have synapses (one Synapses each)
+
+
+def _delay_slots(network: NetworkParams) -> tuple[int, ...]:
+    """0..D, with D the largest extra delay (0 alone without delays)."""
+    if network.delays is None:
+        return (0,)
+    import scipy.sparse as sp
+
+    d = network.delays
+    top = int(d.max()) if (not sp.issparse(d) or d.nnz) else 0
+    return tuple(range(top + 1))
+
+
+def _refractory_lines(network: NetworkParams, value_expr: str) -> list[str]:
+    """Hold ``v`` while refractory (``ref > 0``), count ``ref`` down; plain update otherwise."""
+    if network.refractory <= 0:
+        return [f"v = {value_expr}"]
+    return [f"v = {value_expr} * int(ref == 0) + v * int(ref > 0)", "ref = ref - int(ref > 0)"]
+
+
+def _exact_float(network: NetworkParams) -> ModelCode:
+    """Lava ``floating_pt`` dynamics, one float64 operation per statement in the engine's order:
+    ``a = (W_0·s + W_1·s_1 + …) + W_in·p``; ``u = u·(1 − du) + a``;
+    ``v = (v·(1 − dv) + u) + bias``."""
+    slots = _delay_slots(network)
+    lines = ["a = acc_0"] + [f"a = a + acc_{d}" for d in slots[1:]] + ["a = a + a_in"]
+    lines += ["ud = u * keep_u", "u = ud + a", "vd = v * keep_v", "vu = vd + u",
+              "vn = vu + bias"]
+    lines += _refractory_lines(network, "vn") + [f"acc_{d} = 0" for d in slots]
+    eqs = ["u : 1", "v : 1", "a_in : 1", "bias : 1 (constant)", "count : integer",
+           "keep_u : 1 (shared, constant)", "keep_v : 1 (shared, constant)",
+           "vth : 1 (shared, constant)"] + [f"acc_{d} : 1" for d in slots]
+    if network.refractory > 0:
+        eqs += ["ref : integer", "ref_period : integer (shared, constant)"]
+    return ModelCode(
+        neuron_eqs="\n".join(eqs), update="\n".join(lines), threshold="v > vth",
+        reset="v = 0\ncount += 1" + ("\nref = ref_period" if network.refractory > 0 else ""),
+        weight_type="1", dtype=np.float64,
+        shared=dict(keep_u=1.0 - float(network.du), keep_v=1.0 - float(network.dv),
+                    vth=float(network.vth), ref_period=int(network.refractory)),
+        per_neuron=dict(bias=np.asarray(network.bias, dtype=np.float64)), delays=slots)
+
+
+def _shift_expr(var: str, exp: int) -> str:
+    """Lava's exponent shift of an integer sum: ``x << e`` or ``x >> −e`` (floor)."""
+    if exp > 0:
+        return f"{var} * {2**exp}"
+    if exp < 0:
+        return f"{var} // {2**-exp}"
+    return var
+
+
+def _exact_fixed(network: NetworkParams) -> ModelCode:
+    """Lava ``fixed_pt`` (``PyLifModelBitAcc`` + ``PyDenseModelBitAcc``) in int64 variables::
+
+        a = Σ_d shift(acc_d, e_rec) + shift(a_in, e_in)
+        x = u·(4096 − (du + 1));  u = sign(x)·(|x| // 4096) + a·64;  u wraps to 24 bits
+        y = v·(4096 − dv);  v = clip(sign(y)·(|y| // 4096) + u + bias_eff, ±(2^23 − 1))
+        s = v > vth·64;  v = 0 where s
+    """
+    slots = _delay_slots(network)
+    rec = [_shift_expr(f"acc_{d}", network.w_rec_exp) for d in slots]
+    lines = [f"a = {rec[0]}"] + [f"a = a + {r}" for r in rec[1:]]
+    lines += [f"a = a + {_shift_expr('a_in', network.w_in_exp)}",
+              "x = u * fu", "u = sign(x) * (abs(x) // 4096) + a * 64",
+              f"u = u - {2 * _WRAP} * int(u > {_WRAP})",
+              f"u = u + {2 * _WRAP} * int(u <= {-_WRAP})",
+              "y = v * fv",
+              f"vn = clip(sign(y) * (abs(y) // 4096) + u + bias, {-(_WRAP - 1)}, {_WRAP - 1})"]
+    lines += _refractory_lines(network, "vn") + [f"acc_{d} = 0" for d in slots]
+    eqs = ["u : integer", "v : integer", "a_in : integer", "bias : integer (constant)",
+           "count : integer", "fu : integer (shared, constant)",
+           "fv : integer (shared, constant)", "vth : integer (shared, constant)"]
+    eqs += [f"acc_{d} : integer" for d in slots]
+    if network.refractory > 0:
+        eqs += ["ref : integer", "ref_period : integer (shared, constant)"]
+    b = np.asarray(network.bias).astype(np.int64)
+    bias = b << network.bias_exp if network.bias_exp >= 0 else b >> -network.bias_exp
+    return ModelCode(
+        neuron_eqs="\n".join(eqs), update="\n".join(lines), threshold="v > vth",
+        reset="v = 0\ncount += 1" + ("\nref = ref_period" if network.refractory > 0 else ""),
+        weight_type="integer", dtype=np.int64,
+        shared=dict(fu=4096 - (int(network.du) + 1), fv=4096 - int(network.dv),
+                    vth=int(network.vth) << 6, ref_period=int(network.refractory)),
+        per_neuron=dict(bias=bias), delays=slots)
+
+
+def _exact(network: NetworkParams) -> ModelCode:
+    return (_exact_fixed if network.precision == "fixed" else _exact_float)(network)
+
+
+MODES: dict[str, Callable[[NetworkParams], ModelCode]] = {"exact": _exact}
+"""Mode name -> model builder. ``exact``: Lava's discrete dynamics (the reference engine's)."""
+
+
+# ---------------------------------------------------------------- Brian2 set-up
+def _brian2() -> ty.Any:
+    try:
+        import brian2
+    except ImportError as exc:  # pragma: no cover - brian2 is a dependency
+        raise BackendUnavailable(f"brian2 is not importable ({exc}): pip install 'brian2>=2.9'") \
+            from None
+    return brian2
+
+
+@contextlib.contextmanager
+def _prefs(target: str) -> Iterator[None]:
+    """Set Brian2's code-generation target and IEEE-exact C++ flags; restore them afterwards."""
+    b2 = _brian2()
+    old = (b2.prefs.codegen.target, list(b2.prefs.codegen.cpp.extra_compile_args_gcc))
+    b2.prefs.codegen.target = "numpy" if target == "cpp_standalone" else target
+    b2.prefs.codegen.cpp.extra_compile_args_gcc = list(EXACT_COMPILE_ARGS)
+    try:
+        yield
+    finally:
+        b2.prefs.codegen.target, b2.prefs.codegen.cpp.extra_compile_args_gcc = old
+
+
+def _entries(w: ty.Any, delays: ty.Any = None) -> tuple[np.ndarray, ...]:
+    """(post, pre, value, extra delay) of the nonzero entries of ``w`` (delay 0 without
+    ``delays``; sparse ``delays`` share ``w``'s stored entries)."""
+    import scipy.sparse as sp
+
+    if sp.issparse(w):
+        csr = sp.csr_matrix(w)
+        post = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        pre, value = csr.indices, csr.data
+        if delays is not None:
+            d_csr = sp.csr_matrix(delays)
+            if not (np.array_equal(d_csr.indptr, csr.indptr)
+                    and np.array_equal(d_csr.indices, csr.indices)):
+                raise ValueError("sparse delays must share w_rec's stored entries")
+            delay = d_csr.data
+        else:
+            delay = np.zeros(value.size, dtype=np.int64)
+    else:
+        w = np.asarray(w)
+        post, pre = np.nonzero(w)
+        value = w[post, pre]
+        delay = np.asarray(delays)[post, pre] if delays is not None \
+            else np.zeros(value.size, dtype=np.int64)
+    keep = value != 0
+    return (post[keep].astype(np.int32), np.asarray(pre)[keep].astype(np.int32), value[keep],
+            np.asarray(delay)[keep].astype(np.int64))
+
+
+@dataclass
+class Brian2Reservoir:
+    """The reservoir as Brian2 objects in one ``Network``, on one target.
+
+    Runtime targets step under host control (:meth:`reset`, :meth:`run`); ``cpp_standalone``
+    runs once (:meth:`record`, :meth:`run_steps`), compiling the whole simulation.
+    """
+
+    network: NetworkParams
+    target: str
+    code: ModelCode
+    net: ty.Any
+    neurons: ty.Any
+    inputs: ty.Any
+    syn_in: ty.Any
+    syn_rec: list[ty.Any]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ closed loop (runtime)
+    def _check_runtime(self) -> None:
+        if self.target not in RUNTIME_TARGETS:
+            raise ValueError(f"host-controlled stepping needs a runtime target "
+                             f"({', '.join(RUNTIME_TARGETS)}), not {self.target!r}: "
+                             "cpp_standalone compiles the whole run into one binary")
+
+    def reset(self) -> np.ndarray:
+        """Zero every state (and pending delayed spikes), run the warm-up timestep with no
+        input; return its spikes (not counted by the next :meth:`run`)."""
+        self._check_runtime()
+        with _prefs(self.target):
+            self.net.restore("fresh")
+            self._run(1)
+        spikes = np.asarray(self.neurons.count[:]) > 0
+        self.neurons.count = 0
+        return spikes
+
+    def run(self, window: np.ndarray) -> np.ndarray:
+        """Run ``len(window)`` timesteps, timestep ``k`` with input ``window[k]`` (C,); return
+        the spike counts (N,) as int64. Runs of equal rows go in one ``run``."""
+        self._check_runtime()
+        window = np.asarray(window)
+        start, steps = 0, window.shape[0]
+        with _prefs(self.target):
+            while start < steps:
+                stop = start + 1
+                while stop < steps and np.array_equal(window[stop], window[start]):
+                    stop += 1
+                self.inputs.p = window[start].astype(self.code.dtype)
+                self._run(stop - start)
+                start = stop
+        counts = np.asarray(self.neurons.count[:], dtype=np.int64)
+        self.neurons.count = 0
+        return counts
+
+    def _run(self, steps: int, namespace: dict | None = None) -> None:
+        b2 = _brian2()
+        self.net.run(steps * b2.ms, namespace=namespace or {}, report=None)
+
+    # ------------------------------------------------------------ open loop (any target)
+    def record(self, payloads: np.ndarray) -> np.ndarray:
+        """Spikes (T, N) of ``T`` timesteps from the zero state; timestep ``t`` gets
+        ``payloads[t − 1]`` (nothing at ``t = 0``), the torch engine's open-loop timing."""
+        b2 = _brian2()
+        payloads = np.asarray(payloads)
+        steps, n = payloads.shape[0], self.network.size
+        shifted = np.zeros((max(steps, 1), self.network.n_inputs))
+        shifted[1:steps] = payloads[: steps - 1]
+        stim = b2.TimedArray(shifted, dt=1 * b2.ms, name="stim")
+        cast = "int(stim(t, i))" if self.code.dtype is np.int64 else "stim(t, i)"
+        feed = self.inputs.run_regularly(f"p = {cast}", when="start", dt=1 * b2.ms)
+        mon = b2.SpikeMonitor(self.neurons, record=True)
+        self.net.add(feed, mon)
+        self._execute(steps, {"stim": stim})
+        raster = np.zeros((steps, n), dtype=bool)
+        t_idx = np.rint(np.asarray(mon.t[:] / b2.ms)).astype(np.int64)
+        raster[t_idx, np.asarray(mon.i[:])] = True
+        return raster
+
+    def run_steps(self, steps: int) -> int:
+        """Run ``steps`` timesteps with the current (zero) input; return the number of spikes.
+        ``timing`` gets ``run_s`` (and, standalone, ``compile_s`` and ``run_wall_s``)."""
+        self._execute(steps, {})
+        return int(np.asarray(self.neurons.count[:]).sum())
+
+    def _execute(self, steps: int, namespace: dict) -> None:
+        """Run on the runtime, or build, compile and run the standalone project."""
+        with _prefs(self.target):
+            if self.target in RUNTIME_TARGETS:
+                start = time.perf_counter()
+                self._run(steps, namespace)
+                self.timing["run_s"] = time.perf_counter() - start
+                return
+            b2 = _brian2()
+            device = b2.get_device()
+            self._run(steps, namespace)
+            directory = tempfile.mkdtemp(prefix="brian2_standalone_")
+            start = time.perf_counter()
+            device.build(directory=directory, compile=True, run=False, with_output=False)
+            compiled = time.perf_counter()
+            device.run(directory=directory, with_output=False)
+            self.timing.update(compile_s=compiled - start,
+                               run_wall_s=time.perf_counter() - compiled,
+                               run_s=float(device._last_run_time))
+
+
+def build(network: NetworkParams, target: str = "cython", *,
+          mode: str = "exact") -> Brian2Reservoir:
+    """The Brian2 objects of ``network`` (see the module docstring) on ``target``.
+
+    ``cpp_standalone`` switches Brian2's device until the reservoir has run (one
+    :meth:`~Brian2Reservoir.record` or :meth:`~Brian2Reservoir.run_steps`; use
+    :func:`standalone` to restore the runtime device afterwards).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"unknown Brian2 target {target!r}: choose one of {', '.join(TARGETS)}")
+    try:
+        make_code = MODES[mode]
+    except KeyError:
+        raise ValueError(f"unknown Brian2 mode {mode!r}: choose one of {', '.join(MODES)}") \
+            from None
+    b2 = _brian2()
+    if target == "cpp_standalone" and not isinstance(b2.get_device(), _standalone_class()):
+        raise ValueError("build a cpp_standalone reservoir inside `with standalone():`")
+    code = make_code(network)
+    with _prefs(target):
+        return _make_objects(b2, network, code, target)
+
+
+def _make_objects(b2: ty.Any, network: NetworkParams, code: ModelCode,
+                  target: str) -> Brian2Reservoir:
+    dt = 1 * b2.ms
+    n, c = network.size, network.n_inputs
+    int_dtypes = {name: np.int64 for name in ("u", "v", "a_in", "bias", "fu", "fv", "vth")}
+    int_dtypes.update({f"acc_{d}": np.int64 for d in code.delays})
+    neurons = b2.NeuronGroup(n, code.neuron_eqs, threshold=code.threshold, reset=code.reset,
+                             dt=dt, name="reservoir",
+                             dtype=int_dtypes if code.dtype is np.int64 else None)
+    for name, value in {**code.shared, **code.per_neuron}.items():
+        if name in neurons.variables:
+            setattr(neurons, name, value)
+    updater = neurons.run_regularly(code.update, when="groups", order=0, dt=dt, name="lif_update")
+    inputs = b2.NeuronGroup(c, f"p : {code.weight_type}", dt=dt, name="inputs",
+                            dtype={"p": np.int64} if code.dtype is np.int64 else None)
+    wdt = {"w": np.int64} if code.dtype is np.int64 else None
+    syn_in = b2.Synapses(inputs, neurons, f"w : {code.weight_type} (constant)\n"
+                         f"a_in_post = w * p_pre : {code.weight_type} (summed)",
+                         dt=dt, name="syn_in", dtype=wdt)
+    post, pre, w, _ = _entries(network.w_in)
+    syn_in.connect(i=pre, j=post)
+    syn_in.w = w.astype(code.dtype)
+    syn_rec = []
+    post, pre, w, delay = _entries(network.w_rec, network.delays)
+    for d in code.delays:
+        sel = delay == d
+        syn = b2.Synapses(neurons, neurons, f"w : {code.weight_type} (constant)",
+                          on_pre=f"acc_{d}_post += w", delay=d * dt, dt=dt,
+                          name=f"syn_rec_{d}", dtype=wdt)
+        syn.connect(i=pre[sel], j=post[sel])
+        syn.w = w[sel].astype(code.dtype)
+        syn_rec.append(syn)
+    net = b2.Network(neurons, updater, inputs, syn_in, *syn_rec)
+    if target in RUNTIME_TARGETS:
+        net.store("fresh")
+    return Brian2Reservoir(network, target, code, net, neurons, inputs, syn_in, syn_rec)
+
+
+def _standalone_class() -> type:
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    return CPPStandaloneDevice
+
+
+@contextlib.contextmanager
+def standalone() -> Iterator[None]:
+    """Switch Brian2 to a fresh ``cpp_standalone`` device; back to the runtime device after."""
+    b2 = _brian2()
+    b2.set_device("cpp_standalone", build_on_run=False)
+    device = b2.get_device()
+    device.reinit()
+    device.activate(build_on_run=False)
+    try:
+        yield
+    finally:
+        device.reinit()
+        b2.reset_device()
+
+
+# ---------------------------------------------------------------- the backend's entry points
+def record_spikes(network: NetworkParams, payloads: np.ndarray, target: str = "cython", *,
+                  mode: str = "exact") -> np.ndarray:
+    """Open-loop spike raster (T, N) of ``network`` driven by ``payloads`` (T, C).
+
+    Timestep ``t`` sees ``a[t] = W_in·payloads[t − 1] + W_rec·s[t − 1]`` (nothing at ``t = 0``),
+    the timing of the torch engine and of :func:`neuralalchemy.sim.lava_backend.record_spikes`.
+    """
+    payloads = np.asarray(payloads)
+    if payloads.ndim != 2 or payloads.shape[1] != network.n_inputs:
+        raise ValueError(f"payloads must be (T, {network.n_inputs}), got {payloads.shape}")
+    if target == "cpp_standalone":
+        with standalone():
+            return build(network, target, mode=mode).record(payloads)
+    return build(network, target, mode=mode).record(payloads)
+
+
+def play(agent: DeployedAgent, seeds: Sequence[int], mode: str = "exact", *,
+         target: str = "cython") -> list[EpisodeRecord]:
+    """Play one episode per seed on Brian2 in closed loop; the records equal the torch
+    reference's (:func:`neuralalchemy.sim.torch_backend.play`).
+
+    The host loop follows docs/neuron-model.md: after an episode reset (every state zeroed,
+    pending delayed spikes dropped) one warm-up timestep runs with no input; each environment
+    step then runs ``K`` timesteps (``Network.run``) with the encoded observation in the input
+    group's ``p`` (binary encoders: one payload per timestep), and the ``K`` timesteps' spike
+    counts feed the readout. ``target`` is a runtime target (``cython`` or ``numpy``).
+    """
+    from neuralalchemy.envs import make_env
+
+    if target not in RUNTIME_TARGETS:
+        raise ValueError(f"closed-loop play needs a runtime target ({', '.join(RUNTIME_TARGETS)})"
+                         f", not {target!r}")
+    seeds = [int(s) for s in seeds]
+    start = time.perf_counter()
+    res = build(agent.network, target, mode=mode)  # type: ignore[arg-type]
+    build_s = time.perf_counter() - start
+    env = make_env(agent.env_id)
+    records = []
+    try:
+        for seed in seeds:
+            records.append(_play_episode(agent, res, env, seed))
+    finally:
+        env.close()
+    if records:
+        records[0].extra["build_s"] = build_s
+    return records
+
+
+def _play_episode(agent: DeployedAgent, res: Brian2Reservoir, env: ty.Any,
+                  seed: int) -> EpisodeRecord:
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=seed)
+    rng = episode_rng(seed) if agent.encoder.binary else None
+    res.reset()
+    trace = np.zeros(res.network.size)
+    actions, ret, spikes, done = [], 0.0, 0, False
+    while not done:
+        counts = res.run(agent.window(obs, rng))
+        spikes += int(counts.sum())
+        trace = update_features(trace, counts, agent.readout.trace_decay)
+        action = act(trace, agent.readout)
+        actions.append(action)
+        obs, reward, term, trunc, _ = env.step(action)
+        ret += float(reward)
+        done = term or trunc
+    return EpisodeRecord(seed, ret, len(actions), np.asarray(actions), spikes,
+                         time.perf_counter() - start)
