@@ -15,20 +15,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("lava")
-hypothesis = pytest.importorskip("hypothesis")
-torch = pytest.importorskip("torch")
+import torch
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from hypothesis import Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder  # noqa: E402
-from neuralalchemy.config import ReservoirConfig  # noqa: E402
-from neuralalchemy.engine import engine_params, lif_step, synaptic_input, zero_state  # noqa: E402
-from neuralalchemy.envs import calibrate_ranges, make_env  # noqa: E402
-from neuralalchemy.network import NetworkParams, build_network  # noqa: E402
-from neuralalchemy.sim import lava_backend, torch_backend  # noqa: E402
-from neuralalchemy.sim.backend import BackendUnavailable  # noqa: E402
+from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
+from neuralalchemy.config import ReservoirConfig
+from neuralalchemy.engine import engine_params, lif_step, synaptic_input, zero_state
+from neuralalchemy.envs import calibrate_ranges, make_env
+from neuralalchemy.network import NetworkParams, build_network
+from neuralalchemy.sim import lava_backend, torch_backend
+from neuralalchemy.sim.backend import BackendUnavailable
 
 WRAP = 2**23  # u is 24-bit
 
@@ -83,7 +80,7 @@ def assert_open_loop_equal(net: NetworkParams, payloads: np.ndarray) -> bool:
 # ---------------------------------------------------------------- 1. open loop
 reservoirs = st.builds(
     ReservoirConfig,
-    size=st.integers(8, 40),
+    size=st.integers(6, 24),
     connectivity=st.floats(0.05, 0.6),
     spectral_radius=st.floats(0.0, 4.0),
     input_scale=st.floats(0.2, 60.0),
@@ -91,6 +88,10 @@ reservoirs = st.builds(
     dv=st.floats(0.0, 1.0),
     bias=st.floats(-1.0, 1.5),
     delay_max=st.sampled_from([0, 0, 2, 5]),
+    excitatory_fraction=st.floats(0.0, 1.0),
+    layers=st.integers(1, 3),
+    feedback_scale=st.sampled_from([0.0, 0.5]),
+    lateral_inhibition=st.sampled_from([0.0, 0.0, 1.5]),
     seed=st.integers(0, 2**31 - 1),
 )
 
