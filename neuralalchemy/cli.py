@@ -160,18 +160,9 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
 def run(artifact: str | None, backend: str, env_id: str | None, episodes: int, seed: int,
         compare: str, as_json: bool, root: str) -> None:
     """Play a compiled agent (default: the latest artifact) in closed loop."""
-    from neuralalchemy.compile.artifact import MANIFEST
     from neuralalchemy.sim.runner import run_artifact
 
-    if artifact is None:
-        found = latest(Path(root) / "artifacts", MANIFEST)
-        if found is None:
-            raise UserError(f"no artifact under {root}/artifacts; run `alchemy compile` first")
-        if not as_json:
-            click.echo(f"using artifact {found}")
-        folder = found
-    else:
-        folder = Path(artifact)
+    folder = _artifact_or_latest(artifact, root, quiet=as_json)
     cmp = None if compare.lower() == "none" else compare
     result = run_artifact(folder, backend, episodes, seed, env_id=env_id, compare=cmp)
     if as_json:
@@ -204,6 +195,87 @@ def _print_run(r: dict[str, Any]) -> None:
         con.print(f"action agreement with '{c['backend']}': {100 * c['agreement']:.2f} % of "
                   f"{c['steps_compared']:,} steps; identical returns: "
                   f"{'yes' if c['identical_returns'] else 'no'}")
+
+
+# ---------------------------------------------------------------- crosscheck
+@cli.command()
+@click.argument("artifact", required=False, type=click.Path())
+@click.option("--backends", default="torch,sim", show_default=True,
+              help="Comma-separated backends; the first is the reference.")
+@click.option("--episodes", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--spike-steps", type=click.IntRange(min=2), default=500, show_default=True,
+              help="Timesteps of the first episode replayed open loop for spike metrics.")
+@click.option("--min-agreement", type=float, default=0.99, show_default=True,
+              help="Fail (exit 1) when a backend's action agreement is lower.")
+@click.option("--min-spike-agreement", type=float, default=0.99, show_default=True)
+@click.option("--out", default=None, help="Folder for the raster plot and JSON report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--root", default=DEFAULT_OUT, show_default=True)
+def crosscheck(artifact: str | None, backends: str, episodes: int, seed: int, spike_steps: int,
+               min_agreement: float, min_spike_agreement: float, out: str | None,
+               as_json: bool, root: str) -> None:
+    """Play the same episodes on several backends and compare actions and spikes."""
+    from neuralalchemy.compile.artifact import load_artifact
+    from neuralalchemy.fsio import atomic_write_json
+    from neuralalchemy.sim import crosscheck as xc
+    from neuralalchemy.sim.backend import get_backend
+
+    folder = _artifact_or_latest(artifact, root, quiet=as_json)
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    for name in names:
+        get_backend(name)
+    agent, _ = load_artifact(folder)
+    result = xc.crosscheck(agent, names, [seed + i for i in range(episodes)], spike_steps)
+    dest = Path(out) if out else Path(root) / "crosscheck" / folder.resolve().name
+    plot = xc.raster_plot(result.pop("trains"), dest / "rasters.png")
+    atomic_write_json(dest / "crosscheck.json", result)
+    bad = xc.failures(result, min_agreement, min_spike_agreement)
+    if as_json:
+        click.echo(json.dumps({**result, "failures": bad}, indent=2))
+    else:
+        _print_crosscheck(result, plot)
+    if bad:
+        for line in bad:
+            click.echo(f"below threshold: {line}", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _print_crosscheck(result: dict[str, Any], plot: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"crosscheck against '{result['reference']}' "
+                        f"({len(result['seeds'])} episodes, {result['spike_steps']} timesteps)")
+    cols = ("backend", "mean return", "action agr.", "spike agr.", "count corr.", "van Rossum",
+            "first spike diff")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for name, e in result["backends"].items():
+        cells = [_cell(e, k, f) for k, f in (("spike_agreement", "{:.4f}"),
+                                              ("count_correlation", "{:.4f}"),
+                                              ("van_rossum", "{:.3f}"),
+                                              ("first_spike_divergence", "{}"))]
+        table.add_row(name, f"{e['mean_return']:.1f}", f"{100 * e['agreement']:.2f} %", *cells)
+    con = _console()
+    con.print(table)
+    con.print(f"rasters: {plot}")
+
+
+def _cell(entry: dict[str, Any], key: str, fmt: str) -> str:
+    return fmt.format(entry[key]) if entry.get(key) is not None else "–"
+
+
+def _artifact_or_latest(artifact: str | None, root: str, quiet: bool = False) -> Path:
+    from neuralalchemy.compile.artifact import MANIFEST
+
+    if artifact is not None:
+        return Path(artifact)
+    found = latest(Path(root) / "artifacts", MANIFEST)
+    if found is None:
+        raise UserError(f"no artifact under {root}/artifacts; run `alchemy compile` first")
+    if not quiet:
+        click.echo(f"using artifact {found}")
+    return found
 
 
 # ---------------------------------------------------------------- info
@@ -245,8 +317,8 @@ def backend_status() -> dict[str, tuple[bool, str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and map expected errors to one line and exit code 2."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="alchemy",
-                 standalone_mode=False)
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="alchemy",
+                        standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -261,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"error: {message}", err=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

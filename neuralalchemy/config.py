@@ -105,25 +105,83 @@ class ReadoutConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The readout learner (augmented random search, Mania et al. 2018)."""
+    """The readout learner: ARS (Mania et al. 2018), PPO (Schulman et al. 2017) or BLQ (Bayesian
+    linear Q-learning with Thompson sampling)."""
 
-    algorithm: Literal["ars"] = _f("ars", "readout learner")
+    algorithm: Literal["ars", "ppo", "blq"] = _f(
+        "ars", "readout learner: 'ars' random search, 'ppo' actor-critic, 'blq' Bayesian linear Q")
     steps: int = _f(2_000_000, "budget of environment steps", 1, 10**10)
-    directions: int = _f(16, "random directions per update", 1, 4096)
-    top_directions: int = _f(8, "best directions used in the update", 1, 4096)
-    step_size: float = _f(0.05, "update step size", 0.0, 100.0, True)
+    directions: int = _f(16, "random directions per update (ars)", 1, 4096)
+    top_directions: int = _f(8, "best directions used in the update (ars)", 1, 4096)
+    step_size: float = _f(0.05, "update step size (ars)", 0.0, 100.0, True)
     eval_every: int = _f(5, "evaluate the current readout every N updates", 1, 10_000)
     eval_episodes: int = _f(100, "episodes in the final evaluation", 1, 100_000)
     target_return: float | None = _f(
         None, "stop once the evaluation mean reaches this (None: the env's threshold)")
     seed: int = _f(0, "seed of the learner and the environments", 0, 2**31 - 1)
+    num_envs: int = _f(
+        8, "environments stepping together through one batched reservoir (ppo, blq)", 1, 4096)
+    gamma: float = _f(0.99, "discount factor (ppo, blq, reward shaping)", 0.0, 1.0)
+    rollout_steps: int = _f(
+        32, "steps per environment in each rollout before an update (ppo)", 1, 100_000)
+    gae_lambda: float = _f(0.95, "GAE lambda (ppo)", 0.0, 1.0)
+    epochs: int = _f(10, "passes over each rollout (ppo)", 1, 1000)
+    minibatches: int = _f(4, "minibatches per pass (ppo)", 1, 4096)
+    clip: float = _f(0.2, "PPO ratio clip epsilon (ppo)", 0.0, 10.0, True)
+    entropy_coef: float = _f(0.0, "entropy bonus coefficient (ppo)", 0.0, 10.0)
+    value_coef: float = _f(0.5, "value-loss coefficient (ppo)", 0.0, 100.0)
+    max_grad_norm: float = _f(0.5, "gradient-norm clip; 0 disables (ppo)", 0.0, 1e6)
+    init_log_std: float = _f(
+        -0.5, "initial log std of the Gaussian policy before tanh (ppo, Box actions)", -10.0, 5.0)
+    optimizer: Literal["sgd", "momentum", "rmsprop", "adam"] = _f(
+        "adam", "gradient optimizer (torch.optim): 'sgd', 'momentum' (SGD with momentum), "
+        "'rmsprop', 'adam'")
+    lr: float = _f(3e-3, "learning rate (ppo)", 0.0, 10.0, True)
+    momentum: float = _f(0.9, "momentum of the 'momentum' and 'rmsprop' optimizers", 0.0, 1.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = _f(
+        "constant", "learning-rate schedule over lr_horizon env steps (ppo)")
+    lr_horizon: int = _f(
+        0, "env steps over which the schedule decays (0: training.steps)", 0, 10**10)
+    l1: float = _f(0.0, "L1 penalty on the readout weights (ppo)", 0.0, 100.0)
+    l2: float = _f(
+        0.0, "L2 penalty on the readout weights (ppo; blq: added to the prior precision)",
+        0.0, 1e6)
+    feature_noise: float = _f(
+        0.0, "std of Gaussian noise added to the normalised features in updates (ppo, blq)",
+        0.0, 100.0)
+    prior_precision: float = _f(
+        1.0, "precision of the Gaussian prior on each Q readout weight (blq)", 0.0, 1e9, True)
+    noise_var: float | None = _f(
+        None, "noise variance of the Q regression (blq; None: estimated from the residuals)",
+        0.0, 1e9, True)
+    replay_size: int = _f(20_000, "transitions kept for the Q refits (blq)", 1, 10**8)
+    refit_every: int = _f(
+        100, "env steps (all environments together) between posterior refits (blq)", 1, 10**7)
+    fitted_q_iterations: int = _f(
+        10, "fitted-Q sweeps over the replay in each refit (blq)", 1, 1000)
 
 
 @dataclass(frozen=True)
 class ExplorationConfig:
-    """How the learner explores."""
+    """How the learner explores, and extra reward signals for sparse tasks."""
 
     noise: float = _f(0.05, "std of the parameter perturbations (ARS nu)", 0.0, 100.0, True)
+    thompson: bool = _f(
+        True, "blq: act greedily on readouts sampled from the posterior (off: epsilon-greedy)")
+    thompson_every: int = _f(
+        0, "blq: env steps between posterior samples (0: one sample per episode)", 0, 10**7)
+    thompson_scale: float = _f(
+        1.0, "blq: multiplier of the posterior std when sampling", 0.0, 100.0)
+    epsilon: float = _f(0.05, "blq without thompson: probability of a random action", 0.0, 1.0)
+    intrinsic: Literal["none", "rnd", "counts"] = _f(
+        "none", "novelty bonus on reservoir states: 'rnd' (random network distillation on the "
+        "features) or 'counts' (1/sqrt(n) over SimHash codes of the features)")
+    intrinsic_coef: float = _f(0.1, "scale of the novelty bonus added to the reward", 0.0, 1e6)
+    hash_bits: int = _f(16, "SimHash bits of the 'counts' bonus", 1, 62)
+    shaping: Literal["none", "cartpole", "mountaincar"] = _f(
+        "none", "potential-based shaping F = gamma*phi(s') - phi(s) with the named potential "
+        "(leaves the optimal policy unchanged)")
+    shaping_scale: float = _f(1.0, "multiplier of the shaping potential phi", 0.0, 1e6)
 
 
 @dataclass(frozen=True)

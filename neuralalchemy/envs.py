@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+import neuralalchemy.tasks  # noqa: F401  registers the project's environments
+
 
 class EnvError(ValueError):
     """The environment id is unknown or the environment unsuitable; the message says which."""

@@ -142,7 +142,9 @@ def _exact_fixed(network: NetworkParams) -> ModelCode:
               f"u = u - {2 * _WRAP} * int(u > {_WRAP})",
               f"u = u + {2 * _WRAP} * int(u <= {-_WRAP})",
               "y = v * fv",
-              f"vn = clip(sign(y) * (abs(y) // 4096) + u + bias, {-(_WRAP - 1)}, {_WRAP - 1})"]
+              "vr = sign(y) * (abs(y) // 4096) + u + bias",  # clip without float bounds:
+              f"vn = vr - (vr - {_WRAP - 1}) * int(vr > {_WRAP - 1})",  # cython's _clip
+              f"vn = vn - (vn + {_WRAP - 1}) * int(vn < {-(_WRAP - 1)})"]  # takes doubles
     lines += _refractory_lines(network, "vn") + [f"acc_{d} = 0" for d in slots]
     eqs = ["u : integer", "v : integer", "a_in : integer", "bias : integer (constant)",
            "count : integer", "fu : integer (shared, constant)",

@@ -143,3 +143,36 @@ def test_the_users_three_commands_in_an_empty_folder(tmp_path):
     assert out["backend"] == "sim" and len(out["returns"]) == 10
     assert out["mean_return"] >= 475
     assert out["compare"]["agreement"] >= 0.99
+
+
+@pytest.mark.lava
+def test_crosscheck_torch_and_lava_agree(tiny_artifact, tmp_path):
+    proc = alchemy("crosscheck", str(tiny_artifact), "--episodes", "1", "--spike-steps", "60",
+                   "--json", "--out", str(tmp_path / "xc"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    sim = out["backends"]["sim"]
+    assert sim["agreement"] == 1.0 and sim["spike_agreement"] == 1.0
+    assert sim["first_spike_divergence"] is None and sim["van_rossum"] == 0.0
+    assert (tmp_path / "xc" / "rasters.png").stat().st_size > 0
+    # an impossible threshold makes the command fail with exit code 1
+    strict = alchemy("crosscheck", str(tiny_artifact), "--backends", "torch", "--episodes", "1",
+                     "--spike-steps", "20", "--min-agreement", "1.01",
+                     "--out", str(tmp_path / "xc2"), cwd=tmp_path)
+    assert strict.returncode == 1 and "below threshold" in strict.stderr
+
+
+def test_spike_metrics_detect_a_difference():
+    import numpy as np
+
+    from neuralalchemy.sim.crosscheck import failures, spike_metrics
+
+    rng = np.random.default_rng(0)
+    a = rng.random((50, 20)) < 0.1
+    b = a.copy()
+    b[30, 4] = ~b[30, 4]
+    m = spike_metrics(a, b)
+    assert m["first_spike_divergence"] == 30 and m["spike_agreement"] == 1 - 1 / 1000
+    assert m["van_rossum"] > 0 and spike_metrics(a, a)["van_rossum"] == 0
+    result = {"backends": {"x": {"agreement": 0.5, **m}}}
+    assert len(failures(result, 0.99, 0.9999)) == 2

@@ -1,0 +1,105 @@
+"""Optimizers, regularisation and learning-rate schedules shared by every gradient-trained readout.
+
+One implementation each, chosen by name from :class:`~neuralalchemy.config.TrainingConfig`:
+
+* optimizers (``torch.optim``): ``sgd`` (plain), ``momentum`` (SGD with heavy-ball momentum
+  ``μ``), ``rmsprop`` (with momentum ``μ``), ``adam``;
+* schedules, as a factor ``g(p)`` of the base rate at progress ``p ∈ [0, 1]`` through the horizon:
+  ``constant`` ``g = 1``, ``linear`` ``g = 1 − p``, ``cosine`` ``g = (1 + cos πp) / 2``
+  (the factor never falls below ``MIN_FACTOR`` so the last updates still move);
+* the readout penalty ``l1·Σ|θ| + l2·Σθ²`` (weights only, never biases). Under a Gaussian prior
+  ``θ ~ N(0, 1/λ)`` the L2 term is the negative log prior with ``λ = 2·l2``, which is how the
+  closed-form Bayesian learner uses it (:func:`l2_precision`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+
+from neuralalchemy.config import TrainingConfig
+
+MIN_FACTOR = 0.0
+
+
+def schedule_factor(kind: str, progress: float) -> float:
+    """The learning-rate multiplier of schedule ``kind`` at ``progress`` (clipped to [0, 1])."""
+    p = min(max(float(progress), 0.0), 1.0)
+    table: dict[str, Callable[[float], float]] = {
+        "constant": lambda _: 1.0,
+        "linear": lambda q: 1.0 - q,
+        "cosine": lambda q: 0.5 * (1.0 + math.cos(math.pi * q)),
+    }
+    if kind not in table:
+        raise ValueError(f"unknown lr schedule {kind!r}: choose one of {', '.join(table)}")
+    return max(table[kind](p), MIN_FACTOR)
+
+
+def _sgd(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=tr.lr)
+
+
+def _momentum(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=tr.lr, momentum=tr.momentum)
+
+
+def _rmsprop(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=tr.lr, alpha=0.99, eps=1e-5, momentum=tr.momentum)
+
+
+def _adam(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=tr.lr, eps=1e-5)
+
+
+OPTIMIZERS: dict[str, Callable[[list[torch.Tensor], TrainingConfig], torch.optim.Optimizer]] = {
+    "sgd": _sgd, "momentum": _momentum, "rmsprop": _rmsprop, "adam": _adam,
+}
+
+
+def make_optimizer(params: Iterable[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+    """The optimizer ``tr.optimizer`` over ``params`` at base rate ``tr.lr``."""
+    if tr.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {tr.optimizer!r}: choose one of "
+                         f"{', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[tr.optimizer](list(params), tr)
+
+
+class Schedule:
+    """Sets every group's rate to ``base · g(env_steps / horizon)``; call :meth:`update` before
+    each optimisation phase. The horizon is ``tr.lr_horizon`` env steps, else ``tr.steps``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, tr: TrainingConfig):
+        self.optimizer = optimizer
+        self.kind = tr.lr_schedule
+        self.horizon = tr.lr_horizon or tr.steps
+        self.base = [float(g["lr"]) for g in optimizer.param_groups]
+        schedule_factor(self.kind, 0.0)  # fail early on an unknown name
+
+    def factor(self, env_steps: int) -> float:
+        """The multiplier after ``env_steps`` environment steps."""
+        return schedule_factor(self.kind, env_steps / self.horizon)
+
+    def update(self, env_steps: int) -> float:
+        """Apply the rate for ``env_steps``; return the first group's new rate."""
+        g = self.factor(env_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = base * g
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+def readout_penalty(weights: Iterable[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
+    """``l1·Σ|w| + l2·Σw²`` over the given weight tensors (a differentiable scalar)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for w in weights:
+        if l1:
+            total = total + l1 * w.abs().sum()
+        if l2:
+            total = total + l2 * (w * w).sum()
+    return total
+
+
+def l2_precision(l2: float) -> float:
+    """The Gaussian prior precision equivalent to the penalty ``l2·Σθ²`` (``λ = 2·l2``)."""
+    return 2.0 * float(l2)

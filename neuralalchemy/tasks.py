@@ -1,0 +1,118 @@
+"""The project's own Gymnasium environments, registered on import (idempotently).
+
+* ``MaskedCartPole-v1``: CartPole-v1 observing only cart position ``x`` and pole angle ``θ``
+  (the velocities ``ẋ``, ``θ̇`` are removed), so the agent must infer them from its memory.
+* ``MaskedPendulum-v1``: Pendulum-v1 observing ``(cos θ, sin θ)`` without ``θ̇``.
+* ``SparseCartPole-v1``: CartPole-v1 whose reward is 0 on every step except the last one of the
+  episode (termination, or truncation at 500 steps), which pays the episode's length. Returns,
+  and so the optimal policy, are CartPole-v1's; only the credit is delayed.
+
+Each is a plain ``gymnasium.Env`` subclass (no wrappers), so ``check_env(env.unwrapped)`` checks
+exactly what the agent sees. ``neuralalchemy.envs`` imports this module, so ``gym.make`` finds
+these ids wherever the project makes environments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
+
+CARTPOLE_STEPS = 500
+PENDULUM_STEPS = 200
+
+
+def _masked_box(space: gym.spaces.Space, keep: np.ndarray) -> gym.spaces.Box:
+    assert isinstance(space, gym.spaces.Box)  # both parents have flat Box observations
+    return gym.spaces.Box(space.low[keep], space.high[keep], dtype=np.float32)
+
+
+class MaskedCartPoleEnv(CartPoleEnv):
+    """CartPole observing ``(x, θ)``: the velocities are hidden."""
+
+    KEEP = np.array([0, 2])
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.observation_space = _masked_box(self.observation_space, self.KEEP)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """CartPole's reset, masked."""
+        obs, info = super().reset(seed=seed, options=options)
+        return obs[self.KEEP], info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """CartPole's step, masked."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs[self.KEEP], reward, terminated, truncated, info
+
+
+class MaskedPendulumEnv(PendulumEnv):
+    """Pendulum observing ``(cos θ, sin θ)``: the angular velocity is hidden."""
+
+    KEEP = np.array([0, 1])
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.observation_space = _masked_box(self.observation_space, self.KEEP)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Pendulum's reset, masked."""
+        obs, info = super().reset(seed=seed, options=options)
+        return obs[self.KEEP], info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Pendulum's step, masked."""
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs[self.KEEP], reward, terminated, truncated, info
+
+
+class SparseCartPoleEnv(CartPoleEnv):
+    """CartPole paying its return at the end: reward = episode length on the last step, else 0.
+
+    The env counts its own steps and truncates at ``max_steps`` (the registered time limit, which
+    would otherwise end the episode outside it, where it could not pay).
+    """
+
+    def __init__(self, max_steps: int = CARTPOLE_STEPS, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.max_steps = int(max_steps)
+        self.elapsed = 0
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """CartPole's reset; the step counter restarts."""
+        self.elapsed = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """CartPole's step with the reward held back until the episode ends."""
+        obs, _, terminated, _, info = super().step(action)
+        self.elapsed += 1
+        truncated = self.elapsed >= self.max_steps and not terminated
+        reward = float(self.elapsed) if (terminated or truncated) else 0.0
+        return obs, reward, terminated, truncated, info
+
+
+# id -> (entry point, reward threshold, registered time limit)
+_TASKS: dict[str, tuple[type[gym.Env], float | None, int]] = {
+    "MaskedCartPole-v1": (MaskedCartPoleEnv, 475.0, CARTPOLE_STEPS),
+    "MaskedPendulum-v1": (MaskedPendulumEnv, None, PENDULUM_STEPS),
+    "SparseCartPole-v1": (SparseCartPoleEnv, 475.0, CARTPOLE_STEPS),
+}
+
+
+def register_tasks() -> None:
+    """Register every environment above that is not registered yet (safe to call repeatedly)."""
+    for env_id, (entry, threshold, steps) in _TASKS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=entry, reward_threshold=threshold,
+                         max_episode_steps=steps)
+
+
+register_tasks()
