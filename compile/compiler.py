@@ -20,7 +20,8 @@ from neuralalchemy.compile.nir_export import write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
 from neuralalchemy.hardware.profiles import get_profile
-from neuralalchemy.network import NetworkParams, dequantize, fan_in, quantize_network
+from neuralalchemy.compile.quantize import quantize_for_target
+from neuralalchemy.network import NetworkParams, dequantize, fan_in
 
 CPU_TARGETS = ("cpu",)
 
@@ -30,13 +31,6 @@ def canonical_target(target: str) -> str:
     if target.lower() in CPU_TARGETS:
         return "cpu"
     return get_profile(target).name
-
-
-def network_for_target(network: NetworkParams, target: str) -> NetworkParams:
-    """The network in the precision the target runs."""
-    if target == "cpu":
-        return dequantize(network)
-    return network if network.precision == "fixed" else quantize_network(network)
 
 
 def placement_for(network: NetworkParams, target: str) -> Placement:
@@ -58,14 +52,21 @@ def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, A
     ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
     ckpt = load_checkpoint(ckpt_path)
     agent = ckpt.agent()
-    network = network_for_target(ckpt.network, target)
-    agent = replace(agent, network=network)
-    if target == "loihi1":
+    if target == "loihi1" and not agent.encoder.binary:
         raise ValueError("target loihi1: the encoder sends graded (8-bit payload) spikes, which "
-                         "only Loihi 2 supports; compile with --target loihi2")
+                         "only Loihi 2 supports; compile with --target loihi2 or use the "
+                         "poisson encoder")
+    if target == "cpu":
+        agent, quant = replace(agent, network=dequantize(ckpt.network)), None
+    else:
+        agent, quant = quantize_for_target(agent)
+    network: NetworkParams = agent.network  # type: ignore[assignment]
     resources = _resources(network, target)
     with atomic_dir(out, replace=True) as tmp:
         files = _write_files(tmp, agent, network, resources)
+        if quant is not None:
+            atomic_write_json(tmp / "quantization.json", quant)
+            files["quantization.json"] = sha256_file(tmp / "quantization.json")
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "target": target,
             "precision": network.precision, "env_id": agent.env_id,
@@ -76,7 +77,7 @@ def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, A
             "files": files,
         }
         atomic_write_json(tmp / MANIFEST, manifest)
-    return out, {"manifest": manifest, "resources": resources}
+    return out, {"manifest": manifest, "resources": resources, "quantization": quant}
 
 
 def _resources(network: NetworkParams, target: str) -> dict[str, Any]:

@@ -132,7 +132,13 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
             raise UserError(f"{source} does not exist; pass a run folder or checkpoint.npz")
     dest = Path(out) if out else Path(root) / "artifacts" / f"{src.resolve().name}-{target}"
     folder, info = compile_run(src, target, dest)
-    res = info["resources"]
+    res, quant = info["resources"], info["quantization"]
+    if quant and "candidates" in quant:
+        click.echo(f"quantized float -> fixed point: scale 2^{quant['chosen_scale_bits']} per "
+                   f"threshold, action agreement {100 * quant['action_agreement']:.2f} % over "
+                   f"{quant['steps_compared']} steps, spectral radius "
+                   f"{quant['spectral_radius']['float']:.3f} -> "
+                   f"{quant['spectral_radius']['fixed']:.3f}")
     click.echo(f"artifact {folder}  ({res['neurons']} neurons, {res['synapses']:,} synapses, "
                f"{info['manifest']['precision']} precision)")
     if "placement" in res:

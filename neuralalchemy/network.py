@@ -367,11 +367,15 @@ def stable_weights(w: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
     raise ValueError("weight truncation did not settle")  # pragma: no cover - at most 2 rounds
 
 
-def quantize_network(params: NetworkParams) -> NetworkParams:
-    """Map a float network to Loihi 2's fixed-point formats (see the module docstring)."""
+def quantize_network(params: NetworkParams,
+                     scale_bits: int = VOLTAGE_SCALE_BITS) -> NetworkParams:
+    """Map a float network to Loihi 2's fixed-point formats (see the module docstring); the
+    threshold maps to ``2**scale_bits`` voltage units (17 leaves 6 bits of headroom in 24)."""
     if params.precision != "float":
         raise ValueError("quantize_network expects a float network")
-    scale = 2.0**VOLTAGE_SCALE_BITS / params.vth  # voltage units per float unit
+    if not 8 <= scale_bits <= 22:
+        raise ValueError(f"scale_bits must be in 8..22, got {scale_bits}")
+    scale = 2.0**scale_bits / params.vth  # voltage units per float unit
     w_rec, e_rec = quantize_matrix(params.w_rec, scale / 64.0)
     levels = 1 if params.payload_levels == 1 else PAYLOAD_LEVELS
     w_in, e_in = quantize_matrix(params.w_in, scale / (64.0 * levels))

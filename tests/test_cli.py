@@ -176,3 +176,19 @@ def test_spike_metrics_detect_a_difference():
     assert m["van_rossum"] > 0 and spike_metrics(a, a)["van_rossum"] == 0
     result = {"backends": {"x": {"agreement": 0.5, **m}}}
     assert len(failures(result, 0.99, 0.9999)) == 2
+
+
+def test_float_agent_is_quantized_with_a_report(tmp_path):
+    assert alchemy("train", "--no-progress", *TINY, "--set", "reservoir.precision=float",
+                   cwd=tmp_path).returncode == 0
+    proc = alchemy("compile", "--target", "loihi2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "quantized float -> fixed point" in proc.stdout
+    art = next((tmp_path / "experiments" / "artifacts").iterdir())
+    report = json.loads((art / "quantization.json").read_text())
+    assert report["chosen_scale_bits"] in [c["scale_bits"] for c in report["candidates"]]
+    assert 0.0 <= report["action_agreement"] <= 1.0
+    assert json.loads((art / "manifest.json").read_text())["precision"] == "fixed"
+    cpu = alchemy("compile", "--target", "cpu", "--out", str(tmp_path / "cpu"), cwd=tmp_path)
+    assert cpu.returncode == 0
+    assert json.loads((tmp_path / "cpu" / "manifest.json").read_text())["precision"] == "float"

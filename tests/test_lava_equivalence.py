@@ -14,7 +14,6 @@ import dataclasses
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
