@@ -16,7 +16,7 @@ from typing import Any
 from neuralalchemy.agent_io import DeployedAgent
 from neuralalchemy.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from neuralalchemy.compile.artifact import FORMAT, FORMAT_VERSION, MANIFEST, agent_arrays, npz_bytes
-from neuralalchemy.compile.nir_export import write_nir
+from neuralalchemy.compile.nir_export import from_nir, write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
 from neuralalchemy.hardware.profiles import get_profile
@@ -47,17 +47,21 @@ def placement_for(network: NetworkParams, target: str) -> Placement:
 
 
 def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, Any]]:
-    """Compile the checkpoint in ``source`` (a run folder or checkpoint file) into ``out``."""
+    """Compile ``source`` (a run folder, a checkpoint file or a NIR graph) into ``out``."""
     target = canonical_target(target)
     ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
-    ckpt = load_checkpoint(ckpt_path)
-    agent = ckpt.agent()
+    if ckpt_path.suffix.lower() == ".nir":
+        agent, eval_mean = from_nir(ckpt_path), None
+        float_net = agent.network
+    else:
+        ckpt = load_checkpoint(ckpt_path)
+        agent, eval_mean, float_net = ckpt.agent(), ckpt.learner.get("eval_mean"), ckpt.network
     if target == "loihi1" and not agent.encoder.binary:
         raise ValueError("target loihi1: the encoder sends graded (8-bit payload) spikes, which "
                          "only Loihi 2 supports; compile with --target loihi2 or use the "
                          "poisson encoder")
     if target == "cpu":
-        agent, quant = replace(agent, network=dequantize(ckpt.network)), None
+        agent, quant = replace(agent, network=dequantize(float_net)), None
     else:
         agent, quant = quantize_for_target(agent)
     network: NetworkParams = agent.network  # type: ignore[assignment]
@@ -73,7 +77,7 @@ def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, A
             "steps_per_obs": agent.steps_per_obs, "neurons": network.size,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source": {"checkpoint": str(ckpt_path), "sha256": sha256_file(ckpt_path),
-                       "eval_mean": ckpt.learner.get("eval_mean")},
+                       "eval_mean": eval_mean},
             "files": files,
         }
         atomic_write_json(tmp / MANIFEST, manifest)

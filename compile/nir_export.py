@@ -35,7 +35,14 @@ def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
                       v_threshold=ones * net.vth, v_reset=np.zeros(n), w_in=ones / du,
                       metadata={"refractory_steps": int(net.refractory)})
     nodes = {
-        "input": nir.Input(input_type={"input": np.array([c])}),
+        "input": nir.Input(input_type={"input": np.array([c])},
+                           metadata={"encoder_kind": agent.encoder.kind,
+                                     "encoder_centers": agent.encoder.centers,
+                                     "encoder_sigma": agent.encoder.sigma,
+                                     "payload_levels": int(agent.network.payload_levels),  # type: ignore[attr-defined]
+                                     "action_low": agent.readout.action_low,
+                                     "action_high": agent.readout.action_high,
+                                     "trace_decay": agent.readout.trace_decay}),
         "w_in": nir.Linear(weight=np.asarray(net.w_in, dtype=np.float64)),
         "reservoir": lif,
         "w_rec": nir.Linear(weight=np.asarray(net.w_rec, dtype=np.float64)),
@@ -53,6 +60,55 @@ def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
         "producer": "neuralalchemy",
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _uniform(values: np.ndarray, name: str) -> float:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size and not np.allclose(arr, arr[0]):
+        raise ValueError(f"NIR import: {name} differs between neurons; only uniform values map "
+                         "to Lava's scalar LIF parameters")
+    return float(arr[0]) if arr.size else 1.0
+
+
+def from_nir(path: Path) -> DeployedAgent:
+    """Rebuild a float agent from a NIR graph of this layout (``input → w_in → CubaLIF ⇄ w_rec``,
+    ``CubaLIF → Affine → output``). The encoder, environment id and ``steps_per_obs`` come from
+    the graph's metadata, as this module writes them; the CubaLIF is mapped back to Lava's
+    discrete LIF with ``du = dt/tau_syn``, ``dv = dt/tau_mem`` (``r·dv = 1`` required)."""
+    import nir
+
+    from neuralalchemy.agent_io import EncoderParams, ReadoutParams
+
+    try:
+        graph = nir.read(str(path))
+    except Exception as exc:  # h5py/NIR raise many types for a bad file
+        raise ValueError(f"{path} is not a readable NIR graph ({type(exc).__name__})") from None
+    nodes, meta = graph.nodes, graph.metadata
+    need = {"input", "w_in", "reservoir", "w_rec", "readout"}
+    if not need <= set(nodes) or "env_id" not in meta:
+        raise ValueError(f"{path}: NIR import needs nodes {sorted(need)} and env_id/"
+                         "steps_per_obs metadata, as `alchemy compile` exports them")
+    lif, enc_meta = nodes["reservoir"], nodes["input"].metadata
+    dt = float(meta.get("dt", 1.0))
+    du, dv = dt / _uniform(lif.tau_syn, "tau_syn"), dt / _uniform(lif.tau_mem, "tau_mem")
+    if not np.isclose(_uniform(lif.r, "r") * dv, 1.0):
+        raise ValueError(f"{path}: CubaLIF r·dt/tau_mem must be 1 to map onto Lava's LIF")
+    gain = np.asarray(lif.w_in, dtype=np.float64).ravel() * du
+    gain = np.broadcast_to(gain, (np.asarray(nodes["w_rec"].weight).shape[0],))
+    net = NetworkParams(
+        precision="float", w_in=gain[:, None] * np.asarray(nodes["w_in"].weight), w_in_exp=0,
+        w_rec=gain[:, None] * np.asarray(nodes["w_rec"].weight), w_rec_exp=0, du=du, dv=dv,
+        vth=_uniform(lif.v_threshold, "v_threshold"),
+        bias=np.asarray(lif.v_leak, dtype=np.float64).ravel() * dv, bias_exp=0,
+        refractory=int(lif.metadata.get("refractory_steps", 0)),
+        payload_levels=1 if int(enc_meta.get("payload_levels", 0)) == 1 else 0)
+    enc = EncoderParams(np.asarray(enc_meta["encoder_centers"]),
+                        np.asarray(enc_meta["encoder_sigma"]), str(enc_meta["encoder_kind"]))
+    ro = ReadoutParams(np.asarray(nodes["readout"].weight), np.asarray(nodes["readout"].bias),
+                       float(enc_meta.get("trace_decay", 0.0)),
+                       np.asarray(enc_meta.get("action_low", np.zeros(0))),
+                       np.asarray(enc_meta.get("action_high", np.zeros(0))))
+    return DeployedAgent(str(meta["env_id"]), net, enc, ro, int(meta["steps_per_obs"]))
 
 
 def write_nir(agent: DeployedAgent, path: Path) -> None:

@@ -192,3 +192,36 @@ def test_float_agent_is_quantized_with_a_report(tmp_path):
     cpu = alchemy("compile", "--target", "cpu", "--out", str(tmp_path / "cpu"), cwd=tmp_path)
     assert cpu.returncode == 0
     assert json.loads((tmp_path / "cpu" / "manifest.json").read_text())["precision"] == "float"
+
+
+def test_nir_round_trip_runs_like_the_original(tiny_artifact, tmp_path):
+    import numpy as np
+
+    from neuralalchemy.compile.artifact import load_artifact
+    from neuralalchemy.compile.nir_export import from_nir
+
+    run = next((tiny_artifact.parents[1] / "runs").iterdir())
+    cpu = tmp_path / "cpu"
+    assert alchemy("compile", str(run), "--target", "cpu", "--out", str(cpu),
+                   cwd=tmp_path).returncode == 0
+    original, _ = load_artifact(cpu)
+    back = from_nir(cpu / "network.nir")
+    for name in ("w_in", "w_rec", "bias"):
+        np.testing.assert_allclose(getattr(back.network, name), getattr(original.network, name),
+                                   rtol=1e-12, atol=1e-12)
+    assert (back.network.du, back.network.dv, back.network.vth) == pytest.approx(
+        (original.network.du, original.network.dv, original.network.vth))
+    imported = tmp_path / "imported"
+    proc = alchemy("compile", str(cpu / "network.nir"), "--target", "cpu", "--out",
+                   str(imported), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    runs = [json.loads(alchemy("run", str(a), "--backend", "torch", "--episodes", "2", "--json",
+                               "--compare", "none", cwd=tmp_path).stdout) for a in (cpu, imported)]
+    assert runs[0]["returns"] == runs[1]["returns"]
+
+
+def test_bad_nir_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "model.nir"
+    bad.write_bytes(b"not hdf5")
+    assert_one_line_error(alchemy("compile", str(bad), "--target", "cpu", cwd=tmp_path),
+                          "not a readable NIR graph")
