@@ -18,9 +18,9 @@ from neuralalchemy.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from neuralalchemy.compile.artifact import FORMAT, FORMAT_VERSION, MANIFEST, agent_arrays, npz_bytes
 from neuralalchemy.compile.nir_export import from_nir, write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
+from neuralalchemy.compile.quantize import quantize_for_target
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
 from neuralalchemy.hardware.profiles import get_profile
-from neuralalchemy.compile.quantize import quantize_for_target
 from neuralalchemy.network import NetworkParams, dequantize, fan_in
 
 CPU_TARGETS = ("cpu",)

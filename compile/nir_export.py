@@ -111,6 +111,17 @@ def from_nir(path: Path) -> DeployedAgent:
     return DeployedAgent(str(meta["env_id"]), net, enc, ro, int(meta["steps_per_obs"]))
 
 
+def write_spikes(trains: dict[str, np.ndarray], path: Path) -> None:
+    """Save the reservoir's recorded spike trains (T, N) as NIR data: one node per backend, each
+    with the observable ``spikes`` as boolean time-gridded data (1 sample, dt = 1 timestep)."""
+    import nir
+
+    nodes = {name: nir.NIRNodeData(
+        {"spikes": nir.TimeGriddedData(np.asarray(train, dtype=bool)[None], 1.0)})
+        for name, train in trains.items()}
+    nir.write_data(str(path), nir.NIRGraphData(nodes))
+
+
 def write_nir(agent: DeployedAgent, path: Path) -> None:
     """Write the NIR graph (HDF5) to ``path``."""
     import nir

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from neuralalchemy.agent_io import DeployedAgent, act, update_features
-from neuralalchemy.network import (PAYLOAD_LEVELS, NetworkParams, dequantize, quantize_network,
-                                   spectral_radius)
+from neuralalchemy.network import (
+    PAYLOAD_LEVELS,
+    NetworkParams,
+    dequantize,
+    quantize_network,
+    spectral_radius,
+)
 
 SCALE_BITS = (14, 15, 16, 17, 18, 19, 20)
 

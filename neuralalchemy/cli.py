@@ -234,7 +234,10 @@ def crosscheck(artifact: str | None, backends: str, episodes: int, seed: int, sp
     agent, _ = load_artifact(folder)
     result = xc.crosscheck(agent, names, [seed + i for i in range(episodes)], spike_steps)
     dest = Path(out) if out else Path(root) / "crosscheck" / folder.resolve().name
-    plot = xc.raster_plot(result.pop("trains"), dest / "rasters.png")
+    trains = result.pop("trains")
+    plot = xc.raster_plot(trains, dest / "rasters.png")
+    from neuralalchemy.compile.nir_export import write_spikes
+    write_spikes(trains, dest / "spikes.nir")
     atomic_write_json(dest / "crosscheck.json", result)
     bad = xc.failures(result, min_agreement, min_spike_agreement)
     if as_json:

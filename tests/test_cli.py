@@ -155,6 +155,11 @@ def test_crosscheck_torch_and_lava_agree(tiny_artifact, tmp_path):
     assert sim["agreement"] == 1.0 and sim["spike_agreement"] == 1.0
     assert sim["first_spike_divergence"] is None and sim["van_rossum"] == 0.0
     assert (tmp_path / "xc" / "rasters.png").stat().st_size > 0
+    import nir
+
+    saved = nir.read_data(str(tmp_path / "xc" / "spikes.nir"))
+    spikes = saved.nodes["sim"].observables["spikes"].data
+    assert spikes.shape == (1, 60, 32) and spikes.dtype == bool
     # an impossible threshold makes the command fail with exit code 1
     strict = alchemy("crosscheck", str(tiny_artifact), "--backends", "torch", "--episodes", "1",
                      "--spike-steps", "20", "--min-agreement", "1.01",
