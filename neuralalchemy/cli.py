@@ -153,7 +153,8 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
 @cli.command()
 @click.argument("artifact", required=False, type=click.Path())
 @click.option("--backend", default="sim", show_default=True,
-              type=click.Choice(["sim", "torch", "loihi"]), help="Engine that runs the network.")
+              type=click.Choice(["sim", "torch", "loihi", "brian2"]),
+              help="Engine that runs the network.")
 @click.option("--env", "env_id", default=None, help="Environment id (default: the artifact's).")
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first episode.")

@@ -56,7 +56,12 @@ def _loihi(agent: DeployedAgent, seeds: Sequence[int]) -> list[EpisodeRecord]:
     return play(agent, seeds, hardware=True)
 
 
-BACKENDS: dict[str, PlayFn] = {"torch": _torch, "sim": _sim, "loihi": _loihi}
+def _brian2(agent: DeployedAgent, seeds: Sequence[int]) -> list[EpisodeRecord]:
+    from neuralalchemy.sim.brian2_backend import play
+    return play(agent, seeds)
+
+
+BACKENDS: dict[str, PlayFn] = {"torch": _torch, "sim": _sim, "loihi": _loihi, "brian2": _brian2}
 """Backend name -> play function (imports its engine lazily)."""
 
 

@@ -30,6 +30,8 @@ Further modes (a biologically detailed model) register in :data:`MODES`.
 from __future__ import annotations
 
 import contextlib
+import gc
+import shutil
 import tempfile
 import time
 import typing as ty
@@ -73,18 +75,7 @@ class ModelCode:
     dtype: type
     shared: dict[str, ty.Any]
     per_neuron: dict[str, np.ndarray]
-    delays: tuple[int, ...]  # the extra delays that have synapses (one Synapses each)
-
-
-def _delay_slots(network: NetworkParams) -> tuple[int, ...]:
-    """0..D, with D the largest extra delay (0 alone without delays)."""
-    if network.delays is None:
-        return (0,)
-    import scipy.sparse as sp
-
-    d = network.delays
-    top = int(d.max()) if (not sp.issparse(d) or d.nnz) else 0
-    return tuple(range(top + 1))
+    delays: tuple[int, ...]  # the extra delays that have synapses (one Synapses object each)
 
 
 def _refractory_lines(network: NetworkParams, value_expr: str) -> list[str]:
@@ -94,12 +85,13 @@ def _refractory_lines(network: NetworkParams, value_expr: str) -> list[str]:
     return [f"v = {value_expr} * int(ref == 0) + v * int(ref > 0)", "ref = ref - int(ref > 0)"]
 
 
-def _exact_float(network: NetworkParams) -> ModelCode:
+def _exact_float(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
     """Lava ``floating_pt`` dynamics, one float64 operation per statement in the engine's order:
     ``a = (W_0·s + W_1·s_1 + …) + W_in·p``; ``u = u·(1 − du) + a``;
     ``v = (v·(1 − dv) + u) + bias``."""
-    slots = _delay_slots(network)
-    lines = ["a = acc_0"] + [f"a = a + acc_{d}" for d in slots[1:]] + ["a = a + a_in"]
+    acc = [f"acc_{d}" for d in slots]
+    lines = [f"a = {acc[0]}"] + [f"a = a + {x}" for x in acc[1:]] + ["a = a + a_in"] if acc \
+        else ["a = a_in"]
     lines += ["ud = u * keep_u", "u = ud + a", "vd = v * keep_v", "vu = vd + u",
               "vn = vu + bias"]
     lines += _refractory_lines(network, "vn") + [f"acc_{d} = 0" for d in slots]
@@ -126,7 +118,7 @@ def _shift_expr(var: str, exp: int) -> str:
     return var
 
 
-def _exact_fixed(network: NetworkParams) -> ModelCode:
+def _exact_fixed(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
     """Lava ``fixed_pt`` (``PyLifModelBitAcc`` + ``PyDenseModelBitAcc``) in int64 variables::
 
         a = Σ_d shift(acc_d, e_rec) + shift(a_in, e_in)
@@ -134,10 +126,10 @@ def _exact_fixed(network: NetworkParams) -> ModelCode:
         y = v·(4096 − dv);  v = clip(sign(y)·(|y| // 4096) + u + bias_eff, ±(2^23 − 1))
         s = v > vth·64;  v = 0 where s
     """
-    slots = _delay_slots(network)
-    rec = [_shift_expr(f"acc_{d}", network.w_rec_exp) for d in slots]
-    lines = [f"a = {rec[0]}"] + [f"a = a + {r}" for r in rec[1:]]
-    lines += [f"a = a + {_shift_expr('a_in', network.w_in_exp)}",
+    shifted = [_shift_expr(f"acc_{d}", network.w_rec_exp) for d in slots]
+    shifted.append(_shift_expr("a_in", network.w_in_exp))
+    lines = [f"a = {shifted[0]}"] + [f"a = a + {x}" for x in shifted[1:]]
+    lines += [
               "x = u * fu", "u = sign(x) * (abs(x) // 4096) + a * 64",
               f"u = u - {2 * _WRAP} * int(u > {_WRAP})",
               f"u = u + {2 * _WRAP} * int(u <= {-_WRAP})",
@@ -163,12 +155,13 @@ def _exact_fixed(network: NetworkParams) -> ModelCode:
         per_neuron=dict(bias=bias), delays=slots)
 
 
-def _exact(network: NetworkParams) -> ModelCode:
-    return (_exact_fixed if network.precision == "fixed" else _exact_float)(network)
+def _exact(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
+    return (_exact_fixed if network.precision == "fixed" else _exact_float)(network, slots)
 
 
-MODES: dict[str, Callable[[NetworkParams], ModelCode]] = {"exact": _exact}
-"""Mode name -> model builder. ``exact``: Lava's discrete dynamics (the reference engine's)."""
+MODES: dict[str, Callable[[NetworkParams, tuple[int, ...]], ModelCode]] = {"exact": _exact}
+"""Mode name -> model builder, given the network and the extra delays that have synapses.
+``exact``: Lava's discrete dynamics (the reference engine's)."""
 
 
 # ---------------------------------------------------------------- Brian2 set-up
@@ -194,32 +187,33 @@ def _prefs(target: str) -> Iterator[None]:
         b2.prefs.codegen.target, b2.prefs.codegen.cpp.extra_compile_args_gcc = old
 
 
-def _entries(w: ty.Any, delays: ty.Any = None) -> tuple[np.ndarray, ...]:
-    """(post, pre, value, extra delay) of the nonzero entries of ``w`` (delay 0 without
-    ``delays``; sparse ``delays`` share ``w``'s stored entries)."""
+def _entries(w: ty.Any, delays: ty.Any = None) -> tuple[ty.Any, ...]:
+    """(post, pre, value, extra delay or None) of the nonzero entries of ``w``, in CSR order
+    (sparse ``delays`` share ``w``'s stored entries). int32 indices: 12 bytes per synapse plus
+    the value, which matters at 10^8 synapses."""
     import scipy.sparse as sp
 
     if sp.issparse(w):
         csr = sp.csr_matrix(w)
-        post = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-        pre, value = csr.indices, csr.data
+        post = np.repeat(np.arange(csr.shape[0], dtype=np.int32), np.diff(csr.indptr))
+        pre, value = csr.indices.astype(np.int32, copy=False), csr.data
+        delay = None
         if delays is not None:
             d_csr = sp.csr_matrix(delays)
             if not (np.array_equal(d_csr.indptr, csr.indptr)
                     and np.array_equal(d_csr.indices, csr.indices)):
                 raise ValueError("sparse delays must share w_rec's stored entries")
-            delay = d_csr.data
-        else:
-            delay = np.zeros(value.size, dtype=np.int64)
+            delay = np.asarray(d_csr.data, dtype=np.int64)
     else:
         w = np.asarray(w)
-        post, pre = np.nonzero(w)
-        value = w[post, pre]
-        delay = np.asarray(delays)[post, pre] if delays is not None \
-            else np.zeros(value.size, dtype=np.int64)
+        rows, cols = np.nonzero(w)
+        post, pre, value = rows.astype(np.int32), cols.astype(np.int32), w[rows, cols]
+        delay = np.asarray(delays, dtype=np.int64)[rows, cols] if delays is not None else None
     keep = value != 0
-    return (post[keep].astype(np.int32), np.asarray(pre)[keep].astype(np.int32), value[keep],
-            np.asarray(delay)[keep].astype(np.int64))
+    if not keep.all():
+        post, pre, value = post[keep], pre[keep], value[keep]
+        delay = delay[keep] if delay is not None else None
+    return post, pre, value, delay
 
 
 @dataclass
@@ -238,7 +232,10 @@ class Brian2Reservoir:
     inputs: ty.Any
     syn_in: ty.Any
     syn_rec: list[ty.Any]
+    directory: str | None = None  # cpp_standalone project folder (None: a fresh temporary one)
     timing: dict[str, float] = field(default_factory=dict)
+    compiled_ok: bool = False  # every code block was checked to have compiled
+    scratch: str | None = None  # temporary standalone project, deleted once read
 
     # ------------------------------------------------------------ closed loop (runtime)
     def _check_runtime(self) -> None:
@@ -279,6 +276,9 @@ class Brian2Reservoir:
     def _run(self, steps: int, namespace: dict | None = None) -> None:
         b2 = _brian2()
         self.net.run(steps * b2.ms, namespace=namespace or {}, report=None)
+        if not self.compiled_ok:
+            _check_compiled(self.net)
+            self.compiled_ok = True
 
     # ------------------------------------------------------------ open loop (any target)
     def record(self, payloads: np.ndarray) -> np.ndarray:
@@ -298,13 +298,23 @@ class Brian2Reservoir:
         raster = np.zeros((steps, n), dtype=bool)
         t_idx = np.rint(np.asarray(mon.t[:] / b2.ms)).astype(np.int64)
         raster[t_idx, np.asarray(mon.i[:])] = True
+        self._drop_scratch()
         return raster
 
-    def run_steps(self, steps: int) -> int:
-        """Run ``steps`` timesteps with the current (zero) input; return the number of spikes.
-        ``timing`` gets ``run_s`` (and, standalone, ``compile_s`` and ``run_wall_s``)."""
+    def run_steps(self, steps: int) -> np.ndarray:
+        """Run ``steps`` timesteps from here with the current input (zero unless set); return
+        the spike counts per neuron (N,) since the last reset of the counts. ``timing`` gets
+        ``run_s`` (and, standalone, ``compile_s`` and ``run_wall_s``)."""
         self._execute(steps, {})
-        return int(np.asarray(self.neurons.count[:]).sum())
+        counts = np.asarray(self.neurons.count[:], dtype=np.int64)
+        self._drop_scratch()
+        return counts
+
+    def _drop_scratch(self) -> None:
+        """Delete the temporary standalone project (its results have been read)."""
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def _execute(self, steps: int, namespace: dict) -> None:
         """Run on the runtime, or build, compile and run the standalone project."""
@@ -317,7 +327,9 @@ class Brian2Reservoir:
             b2 = _brian2()
             device = b2.get_device()
             self._run(steps, namespace)
-            directory = tempfile.mkdtemp(prefix="brian2_standalone_")
+            if self.directory is None:
+                self.scratch = tempfile.mkdtemp(prefix="brian2_standalone_")
+            directory = self.directory or self.scratch
             start = time.perf_counter()
             device.build(directory=directory, compile=True, run=False, with_output=False)
             compiled = time.perf_counter()
@@ -327,13 +339,29 @@ class Brian2Reservoir:
                                run_s=float(device._last_run_time))
 
 
-def build(network: NetworkParams, target: str = "cython", *,
-          mode: str = "exact") -> Brian2Reservoir:
+def _check_compiled(net: ty.Any) -> None:
+    """Raise if a code block failed to compile: Brian2's Cython extension manager returns None
+    on a Cython compile error and the block then silently does nothing."""
+    for obj in getattr(net, "sorted_objects", []):
+        for codeobj in getattr(obj, "_code_objects", []):
+            compiled = getattr(codeobj, "compiled_code", None)
+            if not isinstance(compiled, dict):
+                continue
+            for block, module in compiled.items():
+                source = getattr(codeobj.code, block, "") or ""
+                if module is None and source.strip() and "EMPTY_CODE_BLOCK" not in source:
+                    raise RuntimeError(f"Brian2 could not compile the {block!r} block of "
+                                       f"{codeobj.name!r} (see the compiler output above)")
+
+
+def build(network: NetworkParams, target: str = "cython", *, mode: str = "exact",
+          directory: str | None = None) -> Brian2Reservoir:
     """The Brian2 objects of ``network`` (see the module docstring) on ``target``.
 
-    ``cpp_standalone`` switches Brian2's device until the reservoir has run (one
-    :meth:`~Brian2Reservoir.record` or :meth:`~Brian2Reservoir.run_steps`; use
-    :func:`standalone` to restore the runtime device afterwards).
+    ``cpp_standalone`` needs the standalone device (build inside ``with standalone():``) and
+    runs once (:meth:`~Brian2Reservoir.record` or :meth:`~Brian2Reservoir.run_steps`) in the
+    project folder ``directory``: a fresh temporary folder by default (a full compilation, about
+    a minute on 2 cores); reusing a folder recompiles only the files that changed.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown Brian2 target {target!r}: choose one of {', '.join(TARGETS)}")
@@ -345,13 +373,20 @@ def build(network: NetworkParams, target: str = "cython", *,
     b2 = _brian2()
     if target == "cpp_standalone" and not isinstance(b2.get_device(), _standalone_class()):
         raise ValueError("build a cpp_standalone reservoir inside `with standalone():`")
-    code = make_code(network)
+    rec = _entries(network.w_rec, network.delays)
+    if rec[3] is not None:
+        slots = tuple(int(d) for d in np.unique(rec[3]))
+    else:
+        slots = (0,) if rec[2].size else ()
+    code = make_code(network, slots)
     with _prefs(target):
-        return _make_objects(b2, network, code, target)
+        res = _make_objects(b2, network, code, target, rec)
+    res.directory = directory
+    return res
 
 
-def _make_objects(b2: ty.Any, network: NetworkParams, code: ModelCode,
-                  target: str) -> Brian2Reservoir:
+def _make_objects(b2: ty.Any, network: NetworkParams, code: ModelCode, target: str,
+                  rec: tuple[ty.Any, ...]) -> Brian2Reservoir:
     dt = 1 * b2.ms
     n, c = network.size, network.n_inputs
     int_dtypes = {name: np.int64 for name in ("u", "v", "a_in", "bias", "fu", "fv", "vth")}
@@ -370,12 +405,13 @@ def _make_objects(b2: ty.Any, network: NetworkParams, code: ModelCode,
                          f"a_in_post = w * p_pre : {code.weight_type} (summed)",
                          dt=dt, name="syn_in", dtype=wdt)
     post, pre, w, _ = _entries(network.w_in)
-    syn_in.connect(i=pre, j=post)
-    syn_in.w = w.astype(code.dtype)
+    if w.size:  # Brian2 refuses to connect empty index arrays
+        syn_in.connect(i=pre, j=post)
+        syn_in.w = w.astype(code.dtype)
     syn_rec = []
-    post, pre, w, delay = _entries(network.w_rec, network.delays)
+    post, pre, w, delay = rec
     for d in code.delays:
-        sel = delay == d
+        sel = slice(None) if delay is None else delay == d
         syn = b2.Synapses(neurons, neurons, f"w : {code.weight_type} (constant)",
                           on_pre=f"acc_{d}_post += w", delay=d * dt, dt=dt,
                           name=f"syn_rec_{d}", dtype=wdt)
@@ -406,12 +442,14 @@ def standalone() -> Iterator[None]:
         yield
     finally:
         device.reinit()
-        b2.reset_device()
+        from brian2.devices.device import reset_device
+
+        reset_device()
 
 
 # ---------------------------------------------------------------- the backend's entry points
 def record_spikes(network: NetworkParams, payloads: np.ndarray, target: str = "cython", *,
-                  mode: str = "exact") -> np.ndarray:
+                  mode: str = "exact", directory: str | None = None) -> np.ndarray:
     """Open-loop spike raster (T, N) of ``network`` driven by ``payloads`` (T, C).
 
     Timestep ``t`` sees ``a[t] = W_in·payloads[t − 1] + W_rec·s[t − 1]`` (nothing at ``t = 0``),
@@ -422,12 +460,12 @@ def record_spikes(network: NetworkParams, payloads: np.ndarray, target: str = "c
         raise ValueError(f"payloads must be (T, {network.n_inputs}), got {payloads.shape}")
     if target == "cpp_standalone":
         with standalone():
-            return build(network, target, mode=mode).record(payloads)
+            return build(network, target, mode=mode, directory=directory).record(payloads)
     return build(network, target, mode=mode).record(payloads)
 
 
 def play(agent: DeployedAgent, seeds: Sequence[int], mode: str = "exact", *,
-         target: str = "cython") -> list[EpisodeRecord]:
+         target: str = "numpy") -> list[EpisodeRecord]:
     """Play one episode per seed on Brian2 in closed loop; the records equal the torch
     reference's (:func:`neuralalchemy.sim.torch_backend.play`).
 
@@ -435,7 +473,11 @@ def play(agent: DeployedAgent, seeds: Sequence[int], mode: str = "exact", *,
     pending delayed spikes dropped) one warm-up timestep runs with no input; each environment
     step then runs ``K`` timesteps (``Network.run``) with the encoded observation in the input
     group's ``p`` (binary encoders: one payload per timestep), and the ``K`` timesteps' spike
-    counts feed the readout. ``target`` is a runtime target (``cython`` or ``numpy``).
+    counts feed the readout. ``target`` is a runtime target, ``numpy`` by default: every
+    ``Network.run`` regenerates Brian2's code objects (~50 ms with numpy, ~110 ms with cython on
+    2 cores, more than the simulation of a small reservoir), and calls ``gc.collect()``, which
+    with torch and Lava imported costs ~0.2 s: the objects that exist when play starts are
+    frozen out of the collector (``gc.freeze``) for the duration of the episodes.
     """
     from neuralalchemy.envs import make_env
 
@@ -448,10 +490,16 @@ def play(agent: DeployedAgent, seeds: Sequence[int], mode: str = "exact", *,
     build_s = time.perf_counter() - start
     env = make_env(agent.env_id)
     records = []
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.collect()
+        gc.freeze()
     try:
         for seed in seeds:
             records.append(_play_episode(agent, res, env, seed))
     finally:
+        if freeze:
+            gc.unfreeze()
         env.close()
     if records:
         records[0].extra["build_s"] = build_s

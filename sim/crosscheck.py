@@ -38,7 +38,13 @@ def _record_lava(net: NetworkParams, payloads: np.ndarray) -> np.ndarray:
     return record_spikes(net, payloads)
 
 
-RECORDERS: dict[str, Recorder] = {"torch": _record_torch, "sim": _record_lava}
+def _record_brian2(net: NetworkParams, payloads: np.ndarray) -> np.ndarray:
+    from neuralalchemy.sim.brian2_backend import record_spikes
+    return record_spikes(net, payloads, target="numpy")
+
+
+RECORDERS: dict[str, Recorder] = {"torch": _record_torch, "sim": _record_lava,
+                                  "brian2": _record_brian2}
 """Backend name -> open-loop spike recorder (same input convention everywhere)."""
 
 
