@@ -14,7 +14,17 @@ def _ars(ctx: Context) -> Learner:
     return Ars(ctx)
 
 
-LEARNERS: dict[str, LearnerFactory] = {"ars": _ars}
+def _ppo(ctx: Context) -> Learner:
+    from neuralalchemy.learners.ppo import Ppo
+    return Ppo(ctx)
+
+
+def _blq(ctx: Context) -> Learner:
+    from neuralalchemy.learners.blq import Blq
+    return Blq(ctx)
+
+
+LEARNERS: dict[str, LearnerFactory] = {"ars": _ars, "ppo": _ppo, "blq": _blq}
 
 
 def make_learner(ctx: Context) -> Learner:

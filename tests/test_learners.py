@@ -1,0 +1,399 @@
+"""Readout learners (PPO, BLQ), the vectorised reservoir environments, the project's own
+environments, reward shaping and novelty, and the shared optimizer factory."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from neuralalchemy.agent_io import make_encoder, window
+from neuralalchemy.config import ConfigError, load_config
+from neuralalchemy.engine import Reservoir
+from neuralalchemy.envs import env_info
+from neuralalchemy.learners import LEARNERS, make_learner
+from neuralalchemy.learners.base import Context
+from neuralalchemy.learners.optim import (
+    OPTIMIZERS,
+    Schedule,
+    l2_precision,
+    make_optimizer,
+    readout_penalty,
+    schedule_factor,
+)
+from neuralalchemy.network import build_network
+from neuralalchemy.train import encoder_ranges, evaluate_readout
+from neuralalchemy.vecfeatures import (
+    POTENTIALS,
+    RandomNetworkDistillation,
+    SimHashCounts,
+    from_context,
+    shaping_reward,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CARTPOLE_RANGES = "encoder.ranges=[[-2.4, 2.4], [-3.0, 3.0], [-0.21, 0.21], [-3.5, 3.5]]"
+
+
+def make_context(overrides: list[str], env: str = "CartPole-v1") -> Context:
+    """A learner's context built the way ``train`` builds it."""
+    cfg = load_config(environ={}, overrides=[f"env={env}", *overrides])
+    info = env_info(cfg.env)
+    enc = make_encoder(encoder_ranges(cfg, info), cfg.encoder.neurons_per_dim, cfg.encoder.width,
+                       cfg.encoder.kind)
+    network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
+    decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
+    return Context(cfg, info, network, enc, decay)
+
+
+def best_eval(ctx: Context, steps: int, every: int, episodes: int = 20) -> tuple[float, int]:
+    """Train until ``steps``; the best greedy evaluation mean seen every ``every`` env steps."""
+    learner = make_learner(ctx)
+    best, next_eval = -math.inf, every
+    while learner.env_steps < steps:
+        learner.step()
+        if learner.env_steps >= next_eval:
+            next_eval += every
+            best = max(best, float(evaluate_readout(ctx, learner.readout(), episodes).mean()))
+    return best, learner.env_steps
+
+
+# ---------------------------------------------------------------- optimizer factory
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("momentum", torch.optim.SGD),
+                                       ("rmsprop", torch.optim.RMSprop),
+                                       ("adam", torch.optim.Adam)])
+def test_optimizer_factory_builds_each_and_descends(name, cls):
+    tr = load_config(environ={}, overrides=[f"training.optimizer={name}",
+                                            "training.lr=0.05"]).training
+    w = torch.tensor([3.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = make_optimizer([w], tr)
+    assert isinstance(opt, cls)
+    if name in ("sgd", "momentum", "rmsprop"):
+        assert opt.param_groups[0]["momentum"] == (0.0 if name == "sgd" else 0.9)
+    start = float((w.detach() ** 2).sum())
+    for _ in range(20):
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+        opt.step()
+    assert float((w.detach() ** 2).sum()) < 0.5 * start
+    assert set(OPTIMIZERS) == {"sgd", "momentum", "rmsprop", "adam"}
+
+
+@pytest.mark.parametrize("kind, expected", [("constant", [1.0, 1.0, 1.0]),
+                                            ("linear", [1.0, 0.5, 0.0]),
+                                            ("cosine", [1.0, 0.5, 0.0])])
+def test_schedules(kind, expected):
+    assert [schedule_factor(kind, p) for p in (0.0, 0.5, 1.0)] == pytest.approx(expected)
+    assert schedule_factor(kind, 7.0) == pytest.approx(expected[-1])  # past the horizon
+    tr = load_config(environ={}, overrides=[f"training.lr_schedule={kind}", "training.lr=0.1",
+                                            "training.lr_horizon=100"]).training
+    opt = make_optimizer([torch.zeros(1, requires_grad=True)], tr)
+    sched = Schedule(opt, tr)
+    assert sched.update(50) == pytest.approx(0.1 * expected[1])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * expected[1])
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        schedule_factor("step", 0.1)
+
+
+def test_readout_penalty_and_prior():
+    w = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    assert float(readout_penalty([w], l1=0.5, l2=0.0)) == pytest.approx(1.5)
+    assert float(readout_penalty([w], l1=0.0, l2=0.1)) == pytest.approx(0.5)
+    assert float(readout_penalty([w, w], l1=1.0, l2=1.0)) == pytest.approx(16.0)
+    assert l2_precision(0.25) == 0.5
+
+
+# ---------------------------------------------------------------- config
+def test_config_knows_the_learners():
+    assert {"ars", "ppo", "blq"} <= set(LEARNERS)
+    cfg = load_config(environ={}, overrides=["training.algorithm=blq", "training.noise_var=2"])
+    assert cfg.training.algorithm == "blq" and cfg.training.noise_var == 2.0
+    for bad, fragment in [("training.algorithm=dqn", "training.algorithm: 'dqn' is not one of"),
+                          ("training.noise_var=0", "training.noise_var: 0.0 is out of range"),
+                          ("training.gamma=1.5", "training.gamma: 1.5 is out of range"),
+                          ("exploration.intrinsic=icm", "exploration.intrinsic: 'icm'"),
+                          ("exploration.shaping=pendulum", "exploration.shaping: 'pendulum'")]:
+        with pytest.raises(ConfigError, match=fragment):
+            load_config(environ={}, overrides=[bad])
+
+
+# ---------------------------------------------------------------- the project's environments
+def _play(env_id: str, seed: int, policy, steps: int = 1000):  # type: ignore[no-untyped-def]
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    out = [(obs, 0.0, False, False)]
+    for _ in range(steps):
+        obs, r, term, trunc, _ = env.step(policy(obs, env))
+        out.append((obs, r, term, trunc))
+        if term or trunc:
+            break
+    env.close()
+    return out
+
+
+def _random(obs, env):  # type: ignore[no-untyped-def]
+    return env.action_space.sample()
+
+
+@pytest.mark.parametrize("masked, full, keep", [("MaskedCartPole-v1", "CartPole-v1", [0, 2]),
+                                                ("MaskedPendulum-v1", "Pendulum-v1", [0, 1])])
+def test_masked_envs_hide_velocities_and_pass_check_env(masked, full, keep):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make(masked)
+    assert env.observation_space.shape == (2,)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+    a, b = _play(masked, 3, _random, 60), _play(full, 3, _random, 60)
+    assert len(a) == len(b)
+    for (oa, ra, ta, ua), (ob, rb, tb, ub) in zip(a, b):
+        np.testing.assert_array_equal(oa, ob[keep])
+        assert (ra, ta, ua) == (rb, tb, ub)
+    assert env_info(masked).obs_dim == 2
+
+
+def _balance(obs, env):  # type: ignore[no-untyped-def]
+    return int(obs[2] + 0.5 * obs[3] > 0)
+
+
+@pytest.mark.parametrize("policy, length", [(_random, None), (_balance, 500)])
+def test_sparse_cartpole_pays_only_at_the_end(policy, length):
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(gym.make("SparseCartPole-v1").unwrapped, skip_render_check=True)
+    sparse, dense = _play("SparseCartPole-v1", 5, policy), _play("CartPole-v1", 5, policy)
+    rewards = [r for _, r, _, _ in sparse[1:]]
+    assert len(sparse) == len(dense)
+    assert all(r == 0.0 for r in rewards[:-1])
+    assert rewards[-1] == len(rewards) == sum(r for _, r, _, _ in dense[1:])
+    assert sparse[-1][2:] == dense[-1][2:]  # same termination / truncation
+    if length is not None:
+        assert len(rewards) == length and sparse[-1][3]
+
+
+def test_registration_is_idempotent_and_envs_module_registers():
+    import importlib
+    import warnings
+
+    import neuralalchemy.tasks as tasks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tasks.register_tasks()
+        importlib.reload(tasks)
+    code = "import gymnasium as gym, neuralalchemy.envs; gym.make('SparseCartPole-v1').close()"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---------------------------------------------------------------- vectorised features
+@pytest.mark.parametrize("same_step", [None, False])
+@pytest.mark.parametrize("trace", [False, True])
+def test_vecfeatures_reset_rows_match_a_fresh_episode(same_step, trace):
+    extra = ["readout.features=trace"] if trace else []
+    ctx = make_context(["reservoir.size=48", "encoder.calibration_episodes=2", *extra])
+    vec = from_context(ctx, 4, seed=11, same_step=same_step)
+    assert vec.same_step is (same_step is None)
+    feats = vec.reset()
+    rng = np.random.default_rng(0)
+    checked = total_steps = 0
+    fresh = Reservoir(ctx.network, 1)
+    for _ in range(120):
+        feats, reward, term, trunc, info = vec.step(rng.integers(0, 2, 4))
+        total_steps += 4
+        done = term | trunc
+        assert np.array_equal(info["env_reward"], reward)
+        assert not info["final_features"][~done].any()
+        for i in np.flatnonzero(done):
+            fresh.reset()
+            payload = window(vec.obs[i:i + 1], ctx.encoder, ctx.network.payload_levels,
+                             ctx.cfg.reservoir.steps_per_obs, None)
+            counts = fresh.run(torch.as_tensor(np.ascontiguousarray(payload)),
+                               ctx.cfg.reservoir.steps_per_obs)
+            np.testing.assert_array_equal(feats[i], counts.numpy()[0])
+            checked += 1
+    returns, lengths = vec.pop_finished()
+    assert checked == len(returns) > 5
+    assert np.array_equal(returns, lengths)  # CartPole pays 1 per step
+    assert vec.env_steps == total_steps
+    vec.close()
+
+
+def test_vecfeatures_matches_deployment_rollout():
+    """A zero readout picks action 0 everywhere: both paths see the same features at every
+    decision (run_episodes accumulates them into its statistics)."""
+    from neuralalchemy.rollout import FeatureStats
+
+    ctx = make_context(["reservoir.size=40", "encoder.calibration_episodes=2"])
+    n, a = ctx.n_features, ctx.info.n_actions
+    stats = FeatureStats.empty(n)
+    ctx.episodes(np.zeros((1, a, n)), np.zeros((1, a)), np.zeros(n), np.ones(n), 21, stats)
+    vec = from_context(ctx, 1, seed=21)
+    seen = [vec.reset()]
+    while True:
+        f, _, term, trunc, info = vec.step(np.zeros(1, dtype=np.int64))
+        if term[0] or trunc[0]:
+            assert info["final_features"].any()
+            break
+        seen.append(f)
+    ours = np.concatenate(seen)
+    assert stats.n == len(ours)
+    np.testing.assert_allclose(stats.total, ours.sum(0))
+
+
+# ---------------------------------------------------------------- shaping and novelty
+def test_shaping_formula_and_telescoping():
+    phi_s, phi_n = np.array([1.0, -2.0, 0.5]), np.array([3.0, 4.0, 9.0])
+    term = np.array([False, False, True])
+    np.testing.assert_allclose(shaping_reward(phi_s, phi_n, term, 0.9), [1.7, 5.6, -0.5])
+    rng = np.random.default_rng(1)
+    phi = rng.normal(size=11)  # a terminated episode s0..s10: the shaping sum is -phi(s0)
+    f = shaping_reward(phi[:-1], phi[1:], np.arange(10) == 9, 0.95)
+    assert np.sum(0.95 ** np.arange(10) * f) == pytest.approx(-phi[0])
+
+
+def test_shaping_keeps_the_optimal_policy():
+    """Value iteration on a random 6-state, 3-action MDP with and without shaping."""
+    rng = np.random.default_rng(4)
+    s, a, gamma = 6, 3, 0.9
+    p = rng.dirichlet(np.ones(s), size=(s, a))
+    r = rng.normal(size=(s, a))
+    phi = 5 * rng.normal(size=s)
+
+    def greedy(shaped: bool) -> np.ndarray:
+        bonus = (gamma * p @ phi - phi[:, None]) if shaped else 0.0
+        q = np.zeros((s, a))
+        for _ in range(2000):
+            q = r + bonus + gamma * p @ q.max(1)
+        return q.argmax(1)
+
+    assert np.array_equal(greedy(False), greedy(True))
+
+
+def test_potentials():
+    cart = POTENTIALS["cartpole"]
+    np.testing.assert_allclose(cart(np.array([[0.0, 1.0, 0.0, 2.0], [2.4, 0, 0.2095, 0]])),
+                               [0.0, -2.0])
+    np.testing.assert_allclose(cart(np.array([[2.4, 0.2095]])), [-2.0])  # masked (x, θ)
+    car = POTENTIALS["mountaincar"]
+    low, flag = car(np.array([[-np.pi / 6, 0.0], [0.5, 0.0]]))
+    assert low == pytest.approx(0.0) and flag == pytest.approx(1.0)
+
+
+def test_novelty_bonuses_decay_with_visits():
+    z = np.random.default_rng(0).normal(size=(1, 30))
+    counts = SimHashCounts(30, 12, seed=0)
+    assert [float(counts(z)[0]) for _ in range(4)] == pytest.approx([1, 2 ** -0.5, 3 ** -0.5,
+                                                                      0.5])
+    assert counts(-z)[0] == 1.0  # the opposite state has the opposite code
+    rnd = RandomNetworkDistillation(30, seed=0)
+    batch = np.repeat(z, 8, axis=0)
+    first = rnd(batch).mean()
+    for _ in range(300):
+        later = rnd(batch).mean()
+    assert later < 0.2 * first
+
+
+def test_intrinsic_and_shaping_change_training_rewards_only():
+    ctx = make_context(["reservoir.size=32", "encoder.calibration_episodes=2",
+                        "exploration.intrinsic=counts", "exploration.shaping=cartpole"])
+    vec = from_context(ctx, 3, seed=2)
+    vec.reset()
+    rewards = []
+    for _ in range(40):
+        _, r, _, _, info = vec.step(np.ones(3, dtype=np.int64))
+        rewards.append(r - info["env_reward"])
+    assert np.abs(np.concatenate(rewards)).max() > 0.01
+    returns, lengths = vec.pop_finished()
+    assert np.array_equal(returns, lengths)  # reported returns stay the environment's
+
+
+# ---------------------------------------------------------------- learners
+def test_learners_are_deterministic_under_a_seed():
+    for algo in ("ppo", "blq"):
+        readouts = []
+        for _ in range(2):
+            ctx = make_context(["reservoir.size=32", "encoder.calibration_episodes=2",
+                                f"training.algorithm={algo}", "training.num_envs=4",
+                                "training.rollout_steps=16", "training.refit_every=40"])
+            learner = make_learner(ctx)
+            learner.step()
+            learner.step()
+            readouts.append(learner.readout())
+        a, b = readouts
+        assert np.array_equal(a.theta, b.theta) and np.array_equal(a.bias, b.bias)
+        assert np.abs(a.theta).sum() > 0
+
+
+def test_blq_refuses_box_actions():
+    ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
+                        "training.algorithm=blq"], env="Pendulum-v1")
+    with pytest.raises(ValueError, match="discrete actions"):
+        make_learner(ctx)
+
+
+def test_ppo_gaussian_policy_on_a_box_env():
+    ctx = make_context(["reservoir.size=32", "encoder.calibration_episodes=2",
+                        "training.algorithm=ppo", "training.num_envs=2",
+                        "training.rollout_steps=50"], env="MaskedPendulum-v1")
+    learner = make_learner(ctx)
+    progress = learner.step()
+    assert progress.env_steps == 100 and learner.env_steps == 100
+    ro = learner.readout()
+    assert ro.theta.shape == (1, 32) and np.isfinite(ro.theta).all()
+    assert learner.summary()["algorithm"] == "ppo"
+    returns = evaluate_readout(ctx, ro, 2)
+    assert returns.shape == (2,) and (returns < 0).all()
+
+
+def test_ppo_learns_cartpole():
+    """Seeded: PPO's greedy readout clears 150 (random play: ~22) within 6k env steps."""
+    ctx = make_context([CARTPOLE_RANGES, "training.algorithm=ppo", "training.lr=0.001",
+                        "training.gae_lambda=0.99"])
+    best, steps = best_eval(ctx, 6000, 1024)
+    assert best >= 150, f"PPO reached only {best:.1f} in {steps} env steps"
+
+
+def test_blq_learns_cartpole():
+    """Seeded: BLQ's greedy readout clears 150 within 5k env steps."""
+    ctx = make_context([CARTPOLE_RANGES, "training.algorithm=blq",
+                        "training.fitted_q_iterations=30", "exploration.thompson=false",
+                        "exploration.shaping=cartpole"])
+    best, steps = best_eval(ctx, 5000, 1000)
+    assert best >= 150, f"BLQ reached only {best:.1f} in {steps} env steps"
+
+
+# ---------------------------------------------------------------- shipped configs, CLI smoke
+CONFIGS = {
+    "acrobot": "Acrobot-v1", "mountaincar": "MountainCar-v0", "pendulum": "Pendulum-v1",
+    "masked_cartpole": "MaskedCartPole-v1", "masked_pendulum": "MaskedPendulum-v1",
+    "sparse_cartpole": "SparseCartPole-v1", "cartpole_ppo": "CartPole-v1",
+    "cartpole_blq": "CartPole-v1",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_shipped_configs_are_valid(name):
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml", environ={})
+    assert cfg.env == CONFIGS[name]
+    assert cfg.training.algorithm in ("ppo", "blq")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_alchemy_train_runs_every_shipped_config(name, tmp_path):
+    alchemy = str(Path(sys.executable).parent / "alchemy")
+    args = [alchemy, "train", "--env", CONFIGS[name], "--config", str(ROOT / "configs" /
+            f"{name}.yaml"), "--steps", "600", "--no-progress", "--out", str(tmp_path),
+            "--set", "reservoir.size=32", "--set", "training.eval_episodes=2",
+            "--set", "encoder.calibration_episodes=2"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "summary.json").is_file() and (run / "checkpoint.npz").is_file()
