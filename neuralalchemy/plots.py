@@ -13,8 +13,6 @@ from neuralalchemy.fsio import atomic_write_bytes
 def learning_curve(metrics: list[dict[str, Any]], path: Path, title: str,
                    threshold: float | None) -> Path:
     """Training-episode returns and evaluation means against environment steps, as PNG."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -39,6 +37,15 @@ def learning_curve(metrics: list[dict[str, Any]], path: Path, title: str,
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
+    return save_png(fig, path)
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Lay out ``fig``, write it as PNG atomically, close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

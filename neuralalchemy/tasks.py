@@ -100,10 +100,10 @@ class SparseCartPoleEnv(CartPoleEnv):
 
 
 # id -> (entry point, reward threshold, registered time limit)
-_TASKS: dict[str, tuple[type[gym.Env], float | None, int]] = {
-    "MaskedCartPole-v1": (MaskedCartPoleEnv, 475.0, CARTPOLE_STEPS),
-    "MaskedPendulum-v1": (MaskedPendulumEnv, None, PENDULUM_STEPS),
-    "SparseCartPole-v1": (SparseCartPoleEnv, 475.0, CARTPOLE_STEPS),
+_TASKS: dict[str, tuple[str, float | None, int]] = {
+    "MaskedCartPole-v1": (f"{__name__}:MaskedCartPoleEnv", 475.0, CARTPOLE_STEPS),
+    "MaskedPendulum-v1": (f"{__name__}:MaskedPendulumEnv", None, PENDULUM_STEPS),
+    "SparseCartPole-v1": (f"{__name__}:SparseCartPoleEnv", 475.0, CARTPOLE_STEPS),
 }
 
 

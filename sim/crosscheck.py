@@ -110,13 +110,11 @@ def failures(result: dict[str, Any], min_actions: float, min_spikes: float) -> l
 
 def raster_plot(trains: dict[str, np.ndarray], path: Path, steps: int = 200) -> Path:
     """One raster per backend (first ``steps`` timesteps) as a PNG."""
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from neuralalchemy.fsio import atomic_write_bytes
+    from neuralalchemy.plots import save_png
 
     fig, axes = plt.subplots(len(trains), 1, figsize=(8, 2.2 * len(trains)), dpi=100,
                              sharex=True, squeeze=False)
@@ -125,9 +123,4 @@ def raster_plot(trains: dict[str, np.ndarray], path: Path, steps: int = 200) -> 
         ax.scatter(t, n, s=1, color="black")
         ax.set_ylabel(f"{name}\nneuron")
     axes[-1, 0].set_xlabel("timestep")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_png(fig, path)

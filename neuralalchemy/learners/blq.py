@@ -16,7 +16,8 @@ over the replay (the last ``replay_size`` transitions), re-solving ``μ`` with t
 of each ``P_a`` (computed once per refit); a truncated episode bootstraps from its last
 observation. ``σ²`` is ``noise_var`` or, if None, the mean squared residual of the previous
 refit. Exploration: each environment acts greedily on its own draw ``w̃ ~ N(μ, s²·P⁻¹)``
-(``s = thompson_scale``), redrawn when its episode ends (or every ``thompson_every`` steps);
+(``s = thompson_scale``), redrawn when its episode ends (or every ``thompson_every`` steps)
+and after every refit;
 with ``thompson`` off, ε-greedy on ``μ``. The result is the greedy readout ``θ = μ`` (weights
 and bias). Discrete actions only.
 """

@@ -6,7 +6,7 @@ One implementation each, chosen by name from :class:`~neuralalchemy.config.Train
   ``μ``), ``rmsprop`` (with momentum ``μ``), ``adam``;
 * schedules, as a factor ``g(p)`` of the base rate at progress ``p ∈ [0, 1]`` through the horizon:
   ``constant`` ``g = 1``, ``linear`` ``g = 1 − p``, ``cosine`` ``g = (1 + cos πp) / 2``
-  (the factor never falls below ``MIN_FACTOR`` so the last updates still move);
+  (held at ``g(1)`` past the horizon);
 * the readout penalty ``l1·Σ|θ| + l2·Σθ²`` (weights only, never biases). Under a Gaussian prior
   ``θ ~ N(0, 1/λ)`` the L2 term is the negative log prior with ``λ = 2·l2``, which is how the
   closed-form Bayesian learner uses it (:func:`l2_precision`).
@@ -21,8 +21,6 @@ import torch
 
 from neuralalchemy.config import TrainingConfig
 
-MIN_FACTOR = 0.0
-
 
 def schedule_factor(kind: str, progress: float) -> float:
     """The learning-rate multiplier of schedule ``kind`` at ``progress`` (clipped to [0, 1])."""
@@ -34,7 +32,7 @@ def schedule_factor(kind: str, progress: float) -> float:
     }
     if kind not in table:
         raise ValueError(f"unknown lr schedule {kind!r}: choose one of {', '.join(table)}")
-    return max(table[kind](p), MIN_FACTOR)
+    return table[kind](p)
 
 
 def _sgd(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
