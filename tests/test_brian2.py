@@ -17,20 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-pytest.importorskip("brian2")
-hypothesis = pytest.importorskip("hypothesis")
-torch = pytest.importorskip("torch")
-
-from hypothesis import Phase, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder  # noqa: E402
-from neuralalchemy.config import ReservoirConfig  # noqa: E402
-from neuralalchemy.engine import engine_params, lif_step, synaptic_input, zero_state  # noqa: E402
-from neuralalchemy.envs import calibrate_ranges  # noqa: E402
-from neuralalchemy.network import NetworkParams, build_network  # noqa: E402
-from neuralalchemy.sim import brian2_backend, torch_backend  # noqa: E402
+from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
+from neuralalchemy.config import ReservoirConfig
+from neuralalchemy.engine import engine_params, lif_step, synaptic_input, zero_state
+from neuralalchemy.envs import calibrate_ranges
+from neuralalchemy.network import NetworkParams, build_network
+from neuralalchemy.sim import brian2_backend, torch_backend
 
 pytestmark = [
     pytest.mark.brian2,
