@@ -267,12 +267,3 @@ class Reservoir:
         self.state = state
         return counts
 
-    def run_record(self, payload: torch.Tensor, steps: int) -> tuple[torch.Tensor, LifState]:
-        """Like :meth:`run` but return every timestep's spikes (steps, B, N) and the final state."""
-        spikes = []
-        state = self.state
-        for _ in range(steps):
-            state = lif_step(synaptic_input(payload, state, self.ep), state, self.ep)
-            spikes.append(state.s)
-        self.state = state
-        return torch.stack(spikes), state

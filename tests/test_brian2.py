@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from netcases import as_sparse, random_payloads
 
 from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
 from neuralalchemy.config import ReservoirConfig
-from neuralalchemy.engine import engine_params, lif_step, synaptic_input, zero_state
 from neuralalchemy.envs import calibrate_ranges
 from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.sim import brian2_backend, torch_backend
@@ -53,42 +52,14 @@ def brian2_caches(request, tmp_path_factory):
 
 
 # ---------------------------------------------------------------- reference
-def torch_spikes(net: NetworkParams, payloads: np.ndarray) -> np.ndarray:
-    """Spikes (T, N) on the torch engine: step t sees ``payloads[t - 1]`` and ``s[t - 1]``."""
-    ep = engine_params(net)
-    state, prev, spikes = zero_state(ep, 1), None, []
-    for t in range(payloads.shape[0]):
-        state = lif_step(synaptic_input(prev, state, ep), state, ep)
-        spikes.append(state.s[0].numpy().copy())
-        prev = torch.as_tensor(payloads[t][None])
-    return np.array(spikes)
-
-
-def random_payloads(net: NetworkParams, steps: int, seed: int) -> np.ndarray:
-    """Sparse random payloads: 0..255 integers in fixed point, [0, 1] floats in float."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((steps, net.n_inputs)) * (rng.random((steps, net.n_inputs)) < 0.5)
-    return np.floor(255 * x + 0.5).astype(np.int64) if net.precision == "fixed" else x
 
 
 def assert_open_loop_equal(net: NetworkParams, payloads: np.ndarray, target: str = "numpy",
                            **kw) -> None:
-    ref = torch_spikes(net, payloads)
+    ref = torch_backend.record_spikes(net, payloads)
     got = brian2_backend.record_spikes(net, payloads, target, **kw)
     mismatch = np.argwhere(got != ref)
     assert mismatch.size == 0, f"{len(mismatch)} spike mismatches, first (t, n) {mismatch[0]}"
-
-
-def _as_sparse(net: NetworkParams) -> NetworkParams:
-    import scipy.sparse as sp
-
-    w = sp.csr_matrix(net.w_rec)
-    delays = None
-    if net.delays is not None:
-        rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
-        delays = w.copy()
-        delays.data = np.asarray(net.delays)[rows, w.indices].astype(np.int64)
-    return dataclasses.replace(net, w_rec=w, delays=delays)
 
 
 # ---------------------------------------------------------------- 1. open loop, numpy target
@@ -121,7 +92,7 @@ def test_open_loop_matches_torch(precision, cfg, channels, steps, data_seed):
 def test_open_loop_sparse_with_delays(precision):
     cfg = ReservoirConfig(size=30, connectivity=0.2, spectral_radius=2.0, input_scale=3.0,
                           bias=0.2, delay_max=4, refractory=2, precision=precision, seed=5)
-    net = _as_sparse(build_network(cfg, 8))
+    net = as_sparse(build_network(cfg, 8))
     assert_open_loop_equal(net, random_payloads(net, 50, 1))
 
 

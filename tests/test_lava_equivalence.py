@@ -13,10 +13,10 @@ import dataclasses
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
+from netcases import as_sparse, random_payloads
 
 from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
 from neuralalchemy.config import ReservoirConfig
@@ -52,13 +52,6 @@ def torch_record(net: NetworkParams, payloads: np.ndarray) -> tuple[np.ndarray, 
         spikes.append(state.s[0].numpy().copy())
         prev = torch.as_tensor(payloads[t][None])
     return np.array(spikes), state.u[0].numpy(), state.v[0].numpy(), wrapped
-
-
-def random_payloads(net: NetworkParams, steps: int, seed: int) -> np.ndarray:
-    """Sparse random payloads: 0..255 integers in fixed point, [0, 1] floats in float."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((steps, net.n_inputs)) * (rng.random((steps, net.n_inputs)) < 0.5)
-    return np.floor(255 * x + 0.5).astype(np.int64) if net.precision == "fixed" else x
 
 
 def assert_open_loop_equal(net: NetworkParams, payloads: np.ndarray) -> bool:
@@ -119,24 +112,13 @@ def test_open_loop_fixed_u_wraps(refractory):
     assert assert_open_loop_equal(net, payloads), "u never wrapped: the case tests nothing"
 
 
-def _as_sparse(net: NetworkParams) -> NetworkParams:
-    """The same network with CSR ``w_rec`` (and ``delays`` on the same structure)."""
-    w = sp.csr_matrix(net.w_rec)
-    delays = None
-    if net.delays is not None:
-        rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
-        delays = w.copy()
-        delays.data = np.asarray(net.delays)[rows, w.indices].astype(np.int64)
-    return dataclasses.replace(net, w_rec=w, delays=delays)
-
-
 @pytest.mark.parametrize("precision", ["fixed", "float"])
 @pytest.mark.parametrize("delay_max", [0, 4])
 def test_open_loop_sparse_matches_torch(precision, delay_max):
     """CSR recurrent weights run on Lava's ``Sparse`` / ``DelaySparse``, spike for spike."""
     cfg = ReservoirConfig(size=30, connectivity=0.2, spectral_radius=2.0, input_scale=3.0,
                           bias=0.2, delay_max=delay_max, refractory=2, precision=precision, seed=5)
-    net = _as_sparse(build_network(cfg, 8))
+    net = as_sparse(build_network(cfg, 8))
     assert_open_loop_equal(net, random_payloads(net, 50, 1))
 
 
