@@ -88,12 +88,12 @@ def train(cfg: Config, out: Path | None = None, steps: int | None = None,
                 _log_train(log, learner, done)
                 status = f"train mean {done.returns.mean():7.1f}" if done.returns.size else ""
                 if learner.iteration % cfg.training.eval_every == 0:
-                    solved, mean = _evaluate(ctx, learner, target, log, best)
+                    solved, mean = _evaluate(ctx, learner, target, log, best, start)
                     status += f"  eval {mean:7.1f}"
                     save(best, learner)
                 bar.update(task, completed=min(learner.env_steps, budget), status=status)
         if not solved:
-            solved, _ = _evaluate(ctx, learner, target, log, best, final=True)
+            solved, _ = _evaluate(ctx, learner, target, log, best, start, final=True)
     finally:
         log.close()
     save(best, learner)
@@ -129,8 +129,11 @@ def evaluate_readout(ctx: Context, ro: Readout, episodes: int) -> np.ndarray:
 
 
 def _evaluate(ctx: Context, learner: Learner, target: float | None, log: MetricsLog,
-              best: dict[str, Any], final: bool = False) -> tuple[bool, float]:
-    """Quick evaluation; a full one when the quick one clears the target (or at the end)."""
+              best: dict[str, Any], start: float, final: bool = False) -> tuple[bool, float]:
+    """Quick evaluation; a full one when the quick one clears the target (or at the end).
+
+    The record's ``wall_s`` is the training time so far, evaluation included.
+    """
     full_n = ctx.cfg.training.eval_episodes
     ro = learner.readout()
     n = full_n if final else min(QUICK_EVAL_EPISODES, full_n)
@@ -139,7 +142,8 @@ def _evaluate(ctx: Context, learner: Learner, target: float | None, log: Metrics
         n = full_n
         ret = evaluate_readout(ctx, ro, n)
     record = {"kind": "eval", "iteration": learner.iteration, "env_steps": learner.env_steps,
-              "mean": float(ret.mean()), "std": float(ret.std()), "episodes": n}
+              "mean": float(ret.mean()), "std": float(ret.std()), "episodes": n,
+              "wall_s": round(time.perf_counter() - start, 3)}
     log.write(record)
     full = n == full_n
     # the kept readout: the best full evaluation, else the best quick one
