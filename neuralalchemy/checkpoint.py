@@ -4,7 +4,8 @@ The file loads without executing code (``numpy.load(allow_pickle=False)``): meta
 string, everything else plain numeric arrays. Keys: ``meta`` (JSON: format version, config, env
 info, learner counters), ``net.<field>`` (:class:`~neuralalchemy.network.NetworkParams`),
 ``encoder_ranges`` (D, 2), ``theta`` (A, F) readout on normalised features, ``feat_mean``,
-``feat_std``, ``bias`` (A,).
+``feat_std``, ``bias`` (A,), and ``extra.<name>`` arrays a learner keeps with the agent (the
+meta-prior of :mod:`neuralalchemy.meta`, for instance).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Checkpoint:
     feat_std: np.ndarray
     learner: dict[str, Any] = field(default_factory=dict)
     bias: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def agent(self) -> DeployedAgent:
         """The deployable agent: normalisation folded into the readout."""
@@ -70,6 +72,7 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> None:
     arrays.update(meta=np.array(json.dumps(meta)), encoder_ranges=ckpt.encoder_ranges,
                   theta=ckpt.theta, feat_mean=ckpt.feat_mean, feat_std=ckpt.feat_std,
                   bias=np.zeros(ckpt.theta.shape[0]) if ckpt.bias is None else ckpt.bias)
+    arrays.update({f"extra.{k}": np.asarray(v) for k, v in ckpt.extras.items()})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
@@ -102,7 +105,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                           encoder_ranges=arrays["encoder_ranges"], network=network,
                           theta=arrays["theta"], feat_mean=arrays["feat_mean"],
                           feat_std=arrays["feat_std"], learner=meta.get("learner", {}),
-                          bias=arrays.get("bias"))
+                          bias=arrays.get("bias"),
+                          extras={k[6:]: v for k, v in arrays.items() if k.startswith("extra.")})
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} is incomplete or inconsistent ({exc}); "
                               "re-run `alchemy train`") from None

@@ -324,6 +324,15 @@ def backend_status() -> dict[str, tuple[bool, str]]:
     return out
 
 
+def _register_meta() -> None:
+    from neuralalchemy.cli_meta import COMMANDS
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_meta()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run the CLI and map expected errors to one line and exit code 2."""
     try:

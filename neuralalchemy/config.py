@@ -17,6 +17,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -185,6 +186,42 @@ class ExplorationConfig:
 
 
 @dataclass(frozen=True)
+class MetaConfig:
+    """Bayesian meta-learning across a task family (``alchemy meta-train``, ``adapt``,
+    ``continual``): per-task Bayesian linear Q readouts under a hierarchical prior fitted by SVI."""
+
+    train_tasks: int = _f(8, "training tasks drawn from the family's 'train' split", 2, 10_000)
+    heldout_tasks: int = _f(
+        4, "held-out tasks per split ('within', 'extrapolation') in adaptation benchmarks", 1,
+        10_000)
+    task_steps: int = _f(
+        20_000, "environment steps of Bayesian linear Q learning on each training task", 100,
+        10**9)
+    norm_episodes: int = _f(
+        16, "episodes per training task (random readouts) that fix the feature normalisation",
+        1, 100_000)
+    svi_steps: int = _f(1500, "SVI steps fitting the hierarchical prior", 1, 10**7)
+    svi_lr: float = _f(0.02, "Adam learning rate of SVI", 0.0, 10.0, True)
+    tau_loc: float = _f(
+        0.3, "hyperprior median of the across-task std of a readout weight", 0.0, 1e6, True)
+    mu_scale: float = _f(10.0, "hyperprior std of the prior mean of a readout weight", 0.0, 1e6,
+                         True)
+    adapt_episodes: int = _f(10, "episodes of experience on the new task in `alchemy adapt`", 1,
+                             100_000)
+    eval_episodes: int = _f(
+        10, "greedy evaluation episodes after each adaptation stage", 1, 100_000)
+    continual_tasks: int = _f(5, "tasks in the sequence of `alchemy continual`", 2, 1000)
+    continual_steps: int = _f(
+        10_000, "environment steps on each task of the continual sequence", 100, 10**9)
+    posterior_prior: bool = _f(
+        True, "continual: the posterior after each task is the prior of the next (VCL)")
+    replay: bool = _f(
+        False, "continual: keep a replay buffer of earlier tasks' transitions in the refits")
+    replay_per_task: int = _f(
+        2000, "continual with replay: transitions kept from each finished task", 1, 10**7)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one run needs; see each section's fields."""
 
@@ -195,6 +232,7 @@ class Config:
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON serialisable)."""
@@ -242,7 +280,12 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - schema bug
 
 
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _number(tp: type, value: Any, key: str) -> int | float:
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "1e9" and "3e-4" (no dot) as strings
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "an integer" if tp is int else "a number"
         raise ConfigError(f"{key}: expected {kind}, got {value!r}")
@@ -431,3 +474,14 @@ def describe() -> list[tuple[str, str, str]]:
                 else sub.default_factory()  # type: ignore[misc]
             rows.append((f"{f.name}.{sub.name}", repr(default), sub.metadata.get("help", "")))
     return rows
+
+
+def reference_markdown() -> str:
+    """``docs/configuration.md``: every key, its default and meaning (``make docs`` writes it)."""
+    head = ("# Configuration reference\n\n"
+            "Every key of the schema, its default and meaning (generated from "
+            "`neuralalchemy/config.py`).\n"
+            "Environment variable: `SECTION_KEY` (e.g. `RESERVOIR_SIZE`) or "
+            "`ALCHEMY_SECTION_KEY`; top-level keys only as `ALCHEMY_KEY`.\n\n"
+            "| key | default | meaning |\n|---|---|---|\n")
+    return head + "".join(f"| `{k}` | `{d}` | {h} |\n" for k, d, h in describe())

@@ -1,8 +1,15 @@
-"""Gymnasium environments: creation with clear errors, vectorisation and encoder calibration."""
+"""Gymnasium environments: creation with clear errors, vectorisation and encoder calibration.
+
+An environment is named by an *env spec*: a Gymnasium id, optionally followed by ``@`` and the
+parameters of one task of a task family (:mod:`neuralalchemy.task_families`), e.g.
+``CartPoleTask-v1@length=0.7,masspole=0.2``. The spec travels as one string through configs,
+checkpoints and artifacts, so every backend rebuilds exactly the task the agent was trained on.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,10 +35,55 @@ class EnvInfo:
     max_episode_steps: int | None
 
 
-def make_env(env_id: str, **kwargs: object) -> gym.Env:
-    """``gym.make`` with a one-line error for an unknown id."""
+TASK_SEP = "@"
+
+
+def parse_env_spec(spec: str) -> tuple[str, dict[str, float] | None]:
+    """``"Id@k=v,k2=v2"`` → ``("Id", {"k": v, "k2": v2})``; a plain id → ``("Id", None)``."""
+    env_id, sep, rest = spec.partition(TASK_SEP)
+    if not env_id.strip():
+        raise EnvError(f"env {spec!r}: the Gymnasium id before {TASK_SEP!r} is missing")
+    if not sep:
+        return env_id, None
+    task: dict[str, float] = {}
+    for item in rest.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise EnvError(f"env {spec!r}: task parameters are written key=value,key=value "
+                           f"(got {item!r})")
+        if key in task:
+            raise EnvError(f"env {spec!r}: task parameter {key!r} is given twice")
+        try:
+            task[key] = float(value)
+        except ValueError:
+            raise EnvError(f"env {spec!r}: task parameter {key}={value!r} is not a number") \
+                from None
+    return env_id, task
+
+
+def format_env_spec(env_id: str, task: dict[str, float] | None) -> str:
+    """The env spec of ``env_id`` with ``task`` (inverse of :func:`parse_env_spec`)."""
+    if task is None:
+        return env_id
+    return env_id + TASK_SEP + ",".join(f"{k}={float(v)!r}" for k, v in task.items())
+
+
+def _env_kwargs(spec: str) -> tuple[str, dict[str, Any]]:
+    env_id, task = parse_env_spec(spec)
+    return env_id, ({} if task is None else {"task": task})
+
+
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` of an env spec with a one-line error for an unknown id or a bad task."""
+    spec = env_id
+    env_id, task_kwargs = _env_kwargs(spec)
     try:
-        return gym.make(env_id, **kwargs)
+        return gym.make(env_id, **task_kwargs, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if not task_kwargs:
+            raise
+        raise EnvError(f"env {spec!r}: {str(exc).splitlines()[0]}") from None
     except gym.error.Error as exc:
         close = [k for k in gym.registry if k.split("-")[0].lower() == env_id.split("-")[0].lower()]
         hint = f" (did you mean {close[0]}?)" if close else " (see `alchemy info --envs`)"
@@ -61,12 +113,17 @@ def env_info(env_id: str) -> EnvInfo:
         env.close()
 
 
-def make_vec(env_id: str, n: int) -> gym.vector.VectorEnv:
-    """``n`` copies stepping together, numpy-vectorised where the environment offers it."""
-    try:
-        return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
-    except (gym.error.Error, ValueError, TypeError, AttributeError):
-        return gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+def make_vec(env_id: str, n: int, **vector_kwargs: Any) -> gym.vector.VectorEnv:
+    """``n`` copies of an env spec stepping together, numpy-vectorised where the environment
+    offers it (and no ``vector_kwargs`` or task parameters are asked for)."""
+    env_id, task_kwargs = _env_kwargs(env_id)
+    if not task_kwargs and not vector_kwargs:
+        try:
+            return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+        except (gym.error.Error, ValueError, TypeError, AttributeError):
+            pass
+    return gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", vector_kwargs=vector_kwargs,
+                        **task_kwargs)
 
 
 def calibrate_ranges(env_id: str, episodes: int, seed: int) -> np.ndarray:

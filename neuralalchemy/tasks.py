@@ -116,3 +116,7 @@ def register_tasks() -> None:
 
 
 register_tasks()
+
+from neuralalchemy.task_families import register_families  # noqa: E402  (the meta-learning families)
+
+register_families()

@@ -30,7 +30,7 @@ import torch
 from neuralalchemy.agent_io import window
 from neuralalchemy.config import Config
 from neuralalchemy.engine import LifState, Reservoir, lif_step, synaptic_input
-from neuralalchemy.envs import EnvInfo
+from neuralalchemy.envs import EnvInfo, make_vec
 from neuralalchemy.network import NetworkParams
 from neuralalchemy.rollout import FeatureStats
 
@@ -146,10 +146,8 @@ def make_same_step_vec(env_id: str, n: int) -> tuple[gym.vector.VectorEnv, bool]
     env and whether it resets on the same step (else it autoresets on the next one)."""
     mode = getattr(gym.vector, "AutoresetMode", None)
     if mode is not None and hasattr(mode, "SAME_STEP"):
-        envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync",
-                            vector_kwargs={"autoreset_mode": mode.SAME_STEP})
-        return envs, True
-    return gym.make_vec(env_id, num_envs=n, vectorization_mode="sync"), False
+        return make_vec(env_id, n, autoreset_mode=mode.SAME_STEP), True
+    return make_vec(env_id, n), False
 
 
 class VecFeatures:
@@ -172,8 +170,7 @@ class VecFeatures:
         if same_step is False:  # tests exercise the next-step path on a new gymnasium too
             self.envs.close()
             mode = gym.vector.AutoresetMode.NEXT_STEP  # type: ignore[attr-defined]
-            self.envs = gym.make_vec(cfg.env, num_envs=num_envs, vectorization_mode="sync",
-                                     vector_kwargs={"autoreset_mode": mode})
+            self.envs = make_vec(cfg.env, num_envs, autoreset_mode=mode)
             self.same_step = False
         self.reservoir = Reservoir(network, num_envs)
         self.rng = np.random.default_rng([seed, 0x5EED]) if encoder.binary else None

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neuralalchemy.config import Config, ConfigError, describe, load_config, parse_set
+from neuralalchemy.config import (
+    Config,
+    ConfigError,
+    describe,
+    load_config,
+    parse_set,
+    reference_markdown,
+)
 
 
 def test_defaults_are_valid(clean_env):
@@ -136,4 +143,14 @@ def test_configuration_reference_lists_every_key():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     missing = [key for key, _, _ in describe() if f"`{key}`" not in doc]
-    assert not missing, f"docs/configuration.md lacks {missing}; regenerate it"
+    assert not missing, f"docs/configuration.md lacks {missing}; regenerate it with `make docs`"
+    assert doc == reference_markdown(), "docs/configuration.md is stale: run `make docs`"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 99), st.integers(-6, 6), st.booleans())
+def test_exponent_numbers_parse_from_set_and_yaml(mantissa, exponent, dot):
+    # YAML 1.1 reads 1e9 / 3e-4 (no dot) as strings; number fields take them as numbers
+    text = f"{mantissa}{'.0' if dot else ''}e{exponent}"
+    cfg = load_config(overrides=[f"training.target_return={text}"])
+    assert cfg.training.target_return == float(text)

@@ -20,10 +20,18 @@ refit. Exploration: each environment acts greedily on its own draw ``w̃ ~ N(μ,
 and after every refit;
 with ``thompson`` off, ε-greedy on ``μ``. The result is the greedy readout ``θ = μ`` (weights
 and bias). Discrete actions only.
+
+An informative prior ``w_a ~ N(m_a, P0_a⁻¹)`` (a :class:`GaussianPrior`: a meta-learned prior, or
+the posterior of an earlier task in continual learning) replaces ``N(0, λ⁻¹ I)``:
+
+    P_a = P0_a + X_aᵀX_a / σ²,    μ_a = P_a⁻¹ (P0_a m_a + X_aᵀ y_a / σ²).
+
+Such a prior is stated on fixed feature normalisation statistics, which the learner then keeps.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,10 +65,56 @@ class Replay:
             self.size = min(self.size + 1, self.capacity)
 
 
+@dataclass
+class GaussianPrior:
+    """``w_a ~ N(mean[a], precision[a]⁻¹)`` per action on features ``[(f − f_mean)/f_std, 1]``.
+
+    ``precision`` is (A, D, D), or (A, D) for a diagonal one; D = features + 1.
+    """
+
+    mean: np.ndarray
+    precision: np.ndarray
+    feat_mean: np.ndarray
+    feat_std: np.ndarray
+
+    def full_precision(self) -> np.ndarray:
+        """(A, D, D) precision matrices."""
+        if self.precision.ndim == 3:
+            return self.precision
+        return np.stack([np.diag(p) for p in self.precision])
+
+    def check(self, n_actions: int, n_features: int) -> None:
+        """A one-line error when this prior does not fit the learner's readout."""
+        want = (n_actions, n_features + 1)
+        if self.mean.shape != want or self.precision.shape[:2] != want:
+            raise ValueError(f"prior: readout shape {self.mean.shape} does not match this "
+                             f"agent's {want} (actions, features + 1): use a prior fitted on the "
+                             "same reservoir and environment family")
+
+
+def subsample(replay: Replay, n: int, rng: np.random.Generator) -> Replay:
+    """At most ``n`` transitions of ``replay`` drawn without replacement (a new buffer)."""
+    idx = rng.choice(replay.size, size=min(n, replay.size), replace=False)
+    out = Replay(max(len(idx), 1), replay.f.shape[1])
+    out.add(replay.f[idx], replay.a[idx], replay.r[idx], replay.f_next[idx], replay.term[idx])
+    return out
+
+
+def merge(a: Replay | None, b: Replay) -> Replay:
+    """One buffer holding the transitions of both."""
+    if a is None or a.size == 0:
+        return b
+    out = Replay(a.size + b.size, b.f.shape[1])
+    for r in (a, b):
+        k = r.size
+        out.add(r.f[:k], r.a[:k], r.r[:k], r.f_next[:k], r.term[:k])
+    return out
+
+
 class Blq:
     """Bayesian linear Q-learning; one :meth:`step` is ``refit_every`` env steps and a refit."""
 
-    def __init__(self, ctx: Context):
+    def __init__(self, ctx: Context, prior: GaussianPrior | None = None):
         tr, ex = ctx.cfg.training, ctx.cfg.exploration
         if not ctx.info.discrete:
             raise ValueError(f"training.algorithm=blq needs discrete actions; {ctx.info.env_id} "
@@ -75,10 +129,20 @@ class Blq:
         self.vec = from_context(ctx, tr.num_envs, tr.seed)
         self.rng = np.random.default_rng([tr.seed, 0xB10])
         self.replay = Replay(tr.replay_size, ctx.n_features)
-        self.mu = np.zeros((self.n_actions, dim))
-        # Cholesky factors of the posterior precisions (prior: sqrt(λ)·I)
-        self.chol = np.repeat(np.sqrt(self.precision) * np.eye(dim)[None], self.n_actions, 0)
-        self.mean, self.std = mean_std(self.vec.stats)
+        self.kept: Replay | None = None
+        self.fixed_norm = prior is not None
+        if prior is None:
+            self.prior_precision = np.repeat(self.precision * np.eye(dim)[None], self.n_actions, 0)
+            self.mu = np.zeros((self.n_actions, dim))
+            self.mean, self.std = mean_std(self.vec.stats)
+        else:
+            prior.check(self.n_actions, ctx.n_features)
+            self.prior_precision = prior.full_precision().astype(np.float64)
+            self.mu = prior.mean.astype(np.float64).copy()
+            self.mean, self.std = prior.feat_mean.copy(), prior.feat_std.copy()
+        self.prior_shift = np.einsum("aij,aj->ai", self.prior_precision, self.mu)
+        # Cholesky factors of the posterior precisions (before any data: the prior's)
+        self.chol = np.linalg.cholesky(self.prior_precision)
         self.features = self.vec.reset(tr.seed)
         self.sampled = self._draw(tr.num_envs)
         self.since_draw = np.zeros(tr.num_envs, dtype=np.int64)
@@ -124,13 +188,34 @@ class Blq:
         """Collect ``refit_every`` env steps with the current posterior, then refit it."""
         start = self.vec.env_steps
         while self.vec.env_steps - start < self.tr.refit_every:
-            actions = self._act()
-            f_next, r, term, trunc, info = self.vec.step(actions)
-            done = term | trunc
-            target_f = np.where(done[:, None], info["final_features"], f_next)
-            self.replay.add(self.features, actions, r, target_f, term)
-            self.features = f_next
-            self._redraw(done)
+            self._transition()
+        return self._finish_iteration(start)
+
+    def run_episodes(self, episodes: int) -> Progress:
+        """Act until ``episodes`` more episodes have ended (refitting every ``refit_every``
+        steps on the way), then refit: the adaptation loop's unit of experience."""
+        start, ended = self.vec.env_steps, 0
+        since = 0
+        while ended < episodes:
+            ended += int(self._transition().sum())
+            since += self.vec.num_envs
+            if since >= self.tr.refit_every and ended < episodes:
+                self._refit()
+                since = 0
+        return self._finish_iteration(start)
+
+    def _transition(self) -> np.ndarray:
+        """One step of every environment; returns which episodes ended."""
+        actions = self._act()
+        f_next, r, term, trunc, info = self.vec.step(actions)
+        done = term | trunc
+        target_f = np.where(done[:, None], info["final_features"], f_next)
+        self.replay.add(self.features, actions, r, target_f, term)
+        self.features = f_next
+        self._redraw(done)
+        return done
+
+    def _finish_iteration(self, start: int) -> Progress:
         self._refit()
         self.iteration += 1
         steps = self.vec.env_steps - start
@@ -138,37 +223,80 @@ class Blq:
         returns, lengths = self.vec.pop_finished()
         return Progress(returns, lengths, steps)
 
+    def _replayed(self) -> tuple[np.ndarray, ...]:
+        """Normalised replay (plus any kept transitions of earlier tasks): x, x', a, r, keep."""
+        n = self.replay.size
+        f, f_next = self.replay.f[:n], self.replay.f_next[:n]
+        acts, r, term = self.replay.a[:n], self.replay.r[:n], self.replay.term[:n]
+        if self.kept is not None and self.kept.size:
+            k = self.kept.size
+            f, f_next = np.concatenate([f, self.kept.f[:k]]), np.concatenate(
+                [f_next, self.kept.f_next[:k]])
+            acts, r = np.concatenate([acts, self.kept.a[:k]]), np.concatenate([r, self.kept.r[:k]])
+            term = np.concatenate([term, self.kept.term[:k]])
+        x = self._x(f.astype(np.float64))
+        x_next = self._x(f_next.astype(np.float64))
+        return x, x_next, acts, r, (~term).astype(np.float64)
+
     def _refit(self) -> None:
         """Fitted-Q sweeps with per-action Bayesian linear regressions (see module docstring)."""
-        n = self.replay.size
-        self.mean, self.std = mean_std(self.vec.stats)
-        x = self._x(self.replay.f[:n].astype(np.float64))
-        x_next = self._x(self.replay.f_next[:n].astype(np.float64))
+        if not self.fixed_norm:
+            self.mean, self.std = mean_std(self.vec.stats)
+        x, x_next, acts, r, keep = self._replayed()
         if self.tr.feature_noise > 0:
             x[:, :-1] += self.tr.feature_noise * self.rng.standard_normal(x[:, :-1].shape)
-        acts, r = self.replay.a[:n], self.replay.r[:n]
-        keep = (~self.replay.term[:n]).astype(np.float64)
         gamma, s2 = self.tr.gamma, self.noise_var
         dim = x.shape[1]
         chol = np.empty((self.n_actions, dim, dim))
         members = [np.flatnonzero(acts == a) for a in range(self.n_actions)]
         x_by_action = [x[m] for m in members]
         for a, xa in enumerate(x_by_action):
-            chol[a] = np.linalg.cholesky(self.precision * np.eye(dim) + xa.T @ xa / s2)
+            chol[a] = np.linalg.cholesky(self.prior_precision[a] + xa.T @ xa / s2)
         mu = self.mu.copy()
         for _ in range(self.tr.fitted_q_iterations):
             y = r + gamma * keep * (x_next @ mu.T).max(axis=1)
             for a, (m, xa) in enumerate(zip(members, x_by_action)):
-                mu[a] = _chol_solve(chol[a], xa.T @ y[m] / s2)
+                mu[a] = _chol_solve(chol[a], self.prior_shift[a] + xa.T @ y[m] / s2)
         resid = y - np.einsum("nf,nf->n", x, mu[acts])
         if self.tr.noise_var is None:
             self.noise_var = max(float(np.mean(resid ** 2)), _MIN_NOISE_VAR)
         self.mu, self.chol = mu, chol
         self.sampled = self._draw(self.tr.num_envs)
-        self.last_stats = {"noise_var": float(self.noise_var), "replay": float(n),
+        self.last_stats = {"noise_var": float(self.noise_var), "replay": float(len(r)),
                            "q_mean": float((x @ mu.T).max(axis=1).mean())}
 
+    def regression_data(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The current regression problem per action: features ``x`` (n_a, D) and fitted-Q
+        targets ``y = r + γ·max_a' x'·μ_a'`` under the current posterior mean."""
+        x, x_next, acts, r, keep = self._replayed()
+        y = r + self.tr.gamma * keep * (x_next @ self.mu.T).max(axis=1)
+        members = [np.flatnonzero(acts == a) for a in range(self.n_actions)]
+        return [x[m] for m in members], [y[m] for m in members]
+
+    def keep_transitions(self, replay: Replay) -> None:
+        """Transitions of earlier tasks to include in every refit (continual learning)."""
+        self.kept = replay
+
     # ------------------------------------------------------------ results
+    def posterior(self) -> GaussianPrior:
+        """The current posterior ``N(μ_a, P_a⁻¹)`` (a prior for the next task)."""
+        precision = np.einsum("aij,akj->aik", self.chol, self.chol)
+        return GaussianPrior(self.mu.copy(), precision, self.mean.copy(), self.std.copy())
+
+    def q_stats(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and std of every action's value for raw features ``f`` (B, N):
+        ``E[Q] = x·μ_a`` and ``sd[Q] = √(x P_a⁻¹ xᵀ)`` (epistemic; add ``noise_var`` for the
+        predictive spread of one return)."""
+        from scipy.linalg import solve_triangular
+
+        x = self._x(np.atleast_2d(f).astype(np.float64))
+        mean = x @ self.mu.T
+        sd = np.empty_like(mean)
+        for a in range(self.n_actions):
+            half = solve_triangular(self.chol[a], x.T, lower=True)
+            sd[:, a] = np.sqrt((half ** 2).sum(axis=0))
+        return mean, sd
+
     def readout(self) -> Readout:
         """The greedy readout: posterior means (weights and bias) on the refit's normalisation."""
         return Readout(self.mu[:, :-1].copy(), self.mu[:, -1].copy(), self.mean.copy(),

@@ -1,0 +1,1 @@
+"""Bayesian meta-learning: a learned prior over readouts, adaptation and continual learning."""

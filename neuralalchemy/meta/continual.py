@@ -1,0 +1,135 @@
+"""``alchemy continual``: a sequence of tasks learned one after another without forgetting.
+
+Each task is learned by Bayesian linear Q (:class:`~neuralalchemy.learners.blq.Blq`). Between
+tasks, two switchable mechanisms carry what was learned:
+
+* **posterior as prior** (variational continual learning, Nguyen et al. 2018; exact here, since
+  the readout posterior is Gaussian): the posterior ``N(μ, P⁻¹)`` after task ``i`` is the prior of
+  task ``i + 1``, so the new task's data move the readout only where the old tasks left it
+  uncertain;
+* **replay**: ``meta.replay_per_task`` transitions of every finished task stay in each later
+  refit.
+
+With neither, the learner starts from the last readout under a broad prior (naive fine-tuning).
+
+Metrics follow Continual World (Wołczyk et al. 2021) on performance ``p ∈ [0, 1]`` (the return
+rescaled by the family's return range): with ``p_i(t)`` task ``i``'s performance after training
+task ``t`` (``T`` tasks),
+
+* average performance ``A = mean_i p_i(T)``;
+* forgetting ``F = mean_{i<T} [p_i(i) − p_i(T)]``;
+* forward transfer ``FT = mean_i (AUC_i − AUC_i^ref) / (1 − AUC_i^ref)``, ``AUC_i`` the mean
+  performance over task ``i``'s training curve and ``ref`` the same task learned from scratch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuralalchemy.learners.blq import GaussianPrior, merge, subsample
+from neuralalchemy.meta.core import Agent, new_blq
+from neuralalchemy.train import evaluate_readout
+
+RETURN_RANGE = {"cartpole": (0.0, 500.0), "cartpole_flip": (0.0, 500.0),
+                "acrobot": (-500.0, 0.0)}
+"""Return of a useless and of a perfect policy, per family (performance = rescaled return)."""
+
+METHODS = {"posterior-prior": (True, False), "replay": (False, True), "both": (True, True),
+           "fine-tune": (False, False)}
+"""Name → (posterior as prior, replay)."""
+
+
+@dataclass
+class SequenceRun:
+    """Performance matrix and training curves of one pass through the task sequence."""
+
+    method: str
+    perf: np.ndarray                       # (T, T): perf[t, i] = p_i after training task t
+    curves: list[list[float]] = field(default_factory=list)  # p_i during task i's training
+    final_readout: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (A, D) last μ
+
+    def metrics(self, reference: list[list[float]] | None = None) -> dict[str, float]:
+        """Average performance, forgetting and (given scratch curves) forward transfer."""
+        t = self.perf.shape[0]
+        out = {"average_performance": float(self.perf[-1].mean()),
+               "forgetting": float(np.mean([self.perf[i, i] - self.perf[-1, i]
+                                            for i in range(t - 1)]))}
+        if reference is not None:
+            ft = []
+            for mine, ref in zip(self.curves, reference):
+                auc, auc_ref = float(np.mean(mine)), float(np.mean(ref))
+                ft.append((auc - auc_ref) / max(1.0 - auc_ref, 1e-6))
+            out["forward_transfer"] = float(np.mean(ft))
+        return out
+
+
+def performance(family: str, returns: np.ndarray) -> float:
+    """Mean return rescaled to [0, 1] by :data:`RETURN_RANGE`."""
+    lo, hi = RETURN_RANGE.get(family, (0.0, 1.0))
+    return float(np.clip((np.mean(returns) - lo) / (hi - lo), 0.0, 1.0))
+
+
+def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start: GaussianPrior,
+                 noise_var: float | None, method: str, steps: int, eval_episodes: int,
+                 seed: int, curve_points: int = 4, replay_per_task: int = 2000,
+                 on_task: Callable[[int], None] | None = None) -> SequenceRun:
+    """Learn ``tasks`` in order with ``method`` (a key of :data:`METHODS`)."""
+    posterior_prior, replay = METHODS[method]
+    n = len(tasks)
+    run = SequenceRun(method, np.zeros((n, n)))
+    prior, kept = start, None
+    rng = np.random.default_rng([seed, 0xC0])
+    for i, task in enumerate(tasks):
+        ctx = agent.context(task, seed=seed + i)
+        blq = new_blq(ctx, prior, noise_var)
+        if replay and kept is not None:
+            blq.keep_transitions(kept)
+        try:
+            curve = []
+            for k in range(1, curve_points + 1):
+                while blq.env_steps < steps * k // curve_points:
+                    blq.step()
+                curve.append(performance(family, evaluate_readout(ctx, blq.readout(),
+                                                                  eval_episodes)))
+            run.curves.append(curve)
+            ro = blq.readout()
+            for j, other in enumerate(tasks):
+                ret = curve[-1] if j == i else performance(
+                    family, evaluate_readout(agent.context(other), ro, eval_episodes))
+                run.perf[i, j] = ret
+            post = blq.posterior()
+            run.final_readout = post.mean
+            prior = post if posterior_prior else GaussianPrior(
+                post.mean, start.precision, start.feat_mean, start.feat_std)
+            if replay:
+                kept = merge(kept, subsample(blq.replay, replay_per_task, rng))
+        finally:
+            blq.vec.close()
+        if on_task is not None:
+            on_task(i)
+    return run
+
+
+def scratch_curves(agent: Agent, family: str, tasks: list[dict[str, float]],
+                   start: GaussianPrior, noise_var: float | None, steps: int,
+                   eval_episodes: int, seed: int, curve_points: int = 4) -> list[list[float]]:
+    """Each task learned alone from ``start`` (the forward-transfer reference)."""
+    curves = []
+    for i, task in enumerate(tasks):
+        one = run_sequence(agent, family, [task], start, noise_var, "fine-tune", steps,
+                           eval_episodes, seed + i, curve_points)
+        curves.append(one.curves[0])
+    return curves
+
+
+def summary(run: SequenceRun, reference: list[list[float]] | None,
+            tasks: list[dict[str, float]]) -> dict[str, Any]:
+    """JSON-ready metrics, matrix and curves."""
+    return {"method": run.method, **run.metrics(reference), "tasks": tasks,
+            "performance_matrix": np.round(run.perf, 4).tolist(),
+            "curves": [[round(c, 4) for c in cs] for cs in run.curves],
+            "reference_curves": reference}

@@ -1,0 +1,151 @@
+"""The meta-prior: a hierarchical Bayesian linear model over per-task readouts, fitted with SVI.
+
+Each training task ``t`` has its own Q readout ``w_t`` (A actions × D = features + 1 weights), and
+every readout is drawn from one shared, learned prior::
+
+    μ      ~ N(0, s_μ²)                  (A, D)   prior mean of a readout weight
+    τ      ~ LogNormal(log τ₀, s_τ²)     (A, D)   prior std of a readout weight across tasks
+    w_t    ~ N(μ, τ²)                    per task t (plate over tasks)
+    y_t,a  ~ N(X_t,a · w_t,a, σ_t²)      the task's regression data for action a
+
+The data enter only through their sufficient statistics (``XᵀX``, ``Xᵀy``, ``yᵀy``, ``n``), so
+the log-likelihood is exact and costs O(A·D²) per task whatever the number of transitions::
+
+    log p(y | w) = −n/2 · log 2πσ² − (yᵀy − 2 wᵀXᵀy + wᵀXᵀX w) / 2σ²
+
+Inference is Pyro's stochastic variational inference (``SVI`` with ``Trace_ELBO``) with a
+mean-field ``AutoNormal`` guide over ``μ``, ``τ`` (in log space) and every ``w_t``. The prior for
+a new task is the posterior predictive of ``w``: ``N(E[μ], E[τ]² + Var[μ])`` per weight, which
+:mod:`neuralalchemy.learners.blq` turns into a closed-form posterior from a few episodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+SuffStats = dict[str, torch.Tensor]
+"""``xtx`` (T, A, D, D), ``xty`` (T, A, D), ``yty`` (T, A), ``n`` (T, A), ``noise_var`` (T,)."""
+
+
+@dataclass
+class HierarchyFit:
+    """What SVI learned: the meta-prior and the fit's trace."""
+
+    mu_mean: np.ndarray      # (A, D) posterior mean of μ
+    mu_std: np.ndarray       # (A, D) posterior std of μ
+    tau: np.ndarray          # (A, D) posterior median of τ
+    task_mean: np.ndarray    # (T, A, D) posterior means of the task readouts w_t
+    elbo: np.ndarray         # ELBO per SVI step (higher is better)
+
+    def predictive(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of a new task's readout: ``N(E[μ], E[τ]² + Var[μ])``."""
+        return self.mu_mean, np.sqrt(self.tau ** 2 + self.mu_std ** 2)
+
+
+@dataclass(frozen=True)
+class HyperPrior:
+    """The fixed top of the hierarchy."""
+
+    mu_scale: float = 10.0   # s_μ
+    tau_loc: float = 0.3     # τ₀
+    tau_scale: float = 1.5   # s_τ (log space)
+
+
+def suff_stats(x_by_action: list[list[np.ndarray]], y_by_action: list[list[np.ndarray]],
+               noise_var: np.ndarray) -> SuffStats:
+    """Sufficient statistics of per-task, per-action regressions ``y ≈ X w``.
+
+    ``x_by_action[t][a]`` is (n, D) and ``y_by_action[t][a]`` is (n,); ``noise_var`` is (T,).
+    """
+    xtx = np.stack([np.stack([x.T @ x for x in xs]) for xs in x_by_action])
+    xty = np.stack([np.stack([x.T @ y for x, y in zip(xs, ys)])
+                    for xs, ys in zip(x_by_action, y_by_action)])
+    yty = np.stack([np.array([y @ y for y in ys]) for ys in y_by_action])
+    n = np.stack([np.array([len(y) for y in ys], dtype=np.float64) for ys in y_by_action])
+    return {"xtx": _t(xtx), "xty": _t(xty), "yty": _t(yty), "n": _t(n),
+            "noise_var": _t(noise_var)}
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    """numpy → float64 torch tensor (the fit runs in double precision)."""
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def gaussian_loglik(w: torch.Tensor, stats: SuffStats) -> torch.Tensor:
+    """``log p(y_t | w_t)`` summed over actions, per task: (T,) from ``w`` (…, T, A, D)."""
+    s2 = stats["noise_var"][:, None]
+    quad = torch.einsum("...tai,taij,...taj->...ta", w, stats["xtx"], w)
+    lin = torch.einsum("...tai,tai->...ta", w, stats["xty"])
+    sq = stats["yty"] - 2 * lin + quad
+    ll = -0.5 * stats["n"] * torch.log(2 * math.pi * s2) - sq / (2 * s2)
+    return ll.sum(-1)
+
+
+def model(stats: SuffStats, hyper: HyperPrior) -> None:
+    """The hierarchical model of the module docstring (Pyro sites ``mu``, ``tau``, ``w``)."""
+    import pyro
+    import pyro.distributions as dist
+
+    n_tasks, n_actions, dim = stats["xty"].shape
+    zeros = torch.zeros(n_actions, dim, dtype=torch.float64)
+    mu = pyro.sample("mu", dist.Normal(zeros, hyper.mu_scale).to_event(2))
+    tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
+                                            hyper.tau_scale).to_event(2))
+    with pyro.plate("tasks", n_tasks):
+        w = pyro.sample("w", dist.Normal(mu, tau).expand([n_tasks, n_actions, dim]).to_event(2))
+        pyro.factor("q_data", gaussian_loglik(w, stats))
+
+
+def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: int = 0,
+                  hyper: HyperPrior | None = None, particles: int = 1,
+                  on_step: Callable[[int, float], None] | None = None) -> HierarchyFit:
+    """Fit the model to ``stats`` with SVI (Adam, ``steps`` steps, ``particles`` ELBO samples)."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal, init_to_value
+    from pyro.optim import ClippedAdam
+
+    hyper = hyper or HyperPrior()
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    # start w_t at each task's ridge solution and μ at their mean: SVI then refines, not searches
+    init_w = _ridge(stats, 1.0 / hyper.tau_loc ** 2)
+    init = {"w": init_w, "mu": init_w.mean(0),
+            "tau": torch.full_like(init_w[0], hyper.tau_loc)}
+    guide = AutoNormal(lambda s: model(s, hyper), init_loc_fn=init_to_value(values=init),
+                       init_scale=0.01)
+    svi = SVI(lambda s: model(s, hyper), guide,
+              ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
+              Trace_ELBO(num_particles=particles, vectorize_particles=particles > 1))
+    elbo = np.empty(steps)
+    for i in range(steps):
+        elbo[i] = -svi.step(stats)
+        if on_step is not None:
+            on_step(i, float(elbo[i]))
+    with torch.no_grad():
+        med = guide.median(stats)
+        mu_std = pyro.param("AutoNormal.scales.mu").detach()
+    return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
+                        med["w"].numpy().copy(), elbo)
+
+
+def _ridge(stats: SuffStats, precision: float) -> torch.Tensor:
+    """Per-task, per-action ridge solutions ``(XᵀX/σ² + λI)⁻¹ Xᵀy/σ²`` (T, A, D)."""
+    s2 = stats["noise_var"][:, None, None, None]
+    eye = torch.eye(stats["xtx"].shape[-1], dtype=torch.float64)
+    lhs = stats["xtx"] / s2 + precision * eye
+    return torch.linalg.solve(lhs, stats["xty"] / s2[..., 0])
+
+
+def pooled_readout(stats: SuffStats, precision: float = 1.0) -> np.ndarray:
+    """One readout for every task (the non-Bayesian multi-task baseline): ridge regression on
+    all tasks' data pooled, ``(Σ XᵀX + λσ²I)⁻¹ Σ Xᵀy`` per action (A, D)."""
+    xtx, xty = stats["xtx"].sum(0), stats["xty"].sum(0)
+    s2 = float(stats["noise_var"].mean())
+    eye = torch.eye(xtx.shape[-1], dtype=torch.float64)
+    return torch.linalg.solve(xtx + precision * s2 * eye, xty).numpy()

@@ -1,0 +1,193 @@
+"""Bayesian meta-learning: the SVI fit recovers a known hierarchy, the Gaussian prior enters the
+Bayesian linear Q posterior exactly, env specs carry tasks, and the meta commands work end to end
+(adaptation improves over the prior on a held-out task)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neuralalchemy.cli import main
+from neuralalchemy.config import load_config
+from neuralalchemy.envs import EnvError, env_info, format_env_spec, parse_env_spec
+from neuralalchemy.learners.base import Context
+from neuralalchemy.learners.blq import Blq, GaussianPrior
+from neuralalchemy.meta.hierarchy import fit_hierarchy, gaussian_loglik, pooled_readout, suff_stats
+
+# ---------------------------------------------------------------- hierarchy
+
+
+def _synthetic(tasks: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    actions, dim, n = 2, 3, 150
+    mu = rng.normal(0.0, 2.0, (actions, dim))
+    tau = np.exp(rng.uniform(np.log(0.3), np.log(1.5), (actions, dim)))
+    w = mu + tau * rng.standard_normal((tasks, actions, dim))
+    xs = [[rng.standard_normal((n, dim)) for _ in range(actions)] for _ in range(tasks)]
+    ys = [[xs[t][a] @ w[t, a] + 0.5 * rng.standard_normal(n) for a in range(actions)]
+          for t in range(tasks)]
+    return mu, tau, w, suff_stats(xs, ys, np.full(tasks, 0.25))
+
+
+def test_svi_recovers_a_known_hierarchy():
+    mu, tau, w, stats = _synthetic(tasks=40)
+    fit = fit_hierarchy(stats, steps=1000, lr=0.03, seed=0)
+    # the prior mean: within 3 posterior stds (plus a little slack for the mean-field guide)
+    assert np.all(np.abs(fit.mu_mean - mu) <= 3 * fit.mu_std + 0.1), (fit.mu_mean, mu)
+    # the prior scale: within a factor 1.6 of the truth for every weight (40 tasks)
+    ratio = fit.tau / tau
+    assert np.all((ratio > 1 / 1.6) & (ratio < 1.6)), ratio
+    # the per-task readouts are pinned down by their data
+    assert np.abs(fit.task_mean - w).max() < 0.2
+    # SVI improved the ELBO
+    assert fit.elbo[-50:].mean() > fit.elbo[:50].mean()
+
+
+def test_gaussian_loglik_matches_the_direct_sum():
+    rng = np.random.default_rng(3)
+    xs = [[rng.standard_normal((20, 4)) for _ in range(2)] for _ in range(3)]
+    ys = [[rng.standard_normal(20) for _ in range(2)] for _ in range(3)]
+    s2 = np.array([0.5, 1.0, 2.0])
+    stats = suff_stats(xs, ys, s2)
+    w = rng.standard_normal((3, 2, 4))
+    import torch
+
+    got = gaussian_loglik(torch.as_tensor(w), stats).numpy()
+    want = [sum(-0.5 * len(y) * np.log(2 * np.pi * s2[t]) - ((y - x @ w[t, a]) ** 2).sum()
+                / (2 * s2[t]) for a, (x, y) in enumerate(zip(xs[t], ys[t]))) for t in range(3)]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_pooled_readout_is_the_ridge_solution_on_all_data():
+    mu, tau, w, stats = _synthetic(tasks=5, seed=2)
+    pooled = pooled_readout(stats, precision=0.0)
+    xtx, xty = stats["xtx"].sum(0).numpy(), stats["xty"].sum(0).numpy()
+    np.testing.assert_allclose(pooled, np.stack([np.linalg.solve(xtx[a], xty[a])
+                                                 for a in range(2)]), rtol=1e-8)
+
+
+# ---------------------------------------------------------------- env specs
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+                       st.floats(allow_nan=False, allow_infinity=False, width=64),
+                       max_size=4))
+def test_env_spec_round_trips(task):
+    spec = format_env_spec("CartPoleTask-v1", task or None)
+    env_id, parsed = parse_env_spec(spec)
+    assert env_id == "CartPoleTask-v1"
+    assert parsed == (task or None)
+
+
+@pytest.mark.parametrize("bad", ["@length=1", "CartPoleTask-v1@length", "CartPoleTask-v1@=1",
+                                 "CartPoleTask-v1@length=abc", "CartPoleTask-v1@a=1,a=2",
+                                 "CartPoleTask-v1@length=0.5,,"])
+def test_bad_env_specs_get_one_line_errors(bad):
+    with pytest.raises(EnvError) as err:
+        parse_env_spec(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_env_spec_reaches_the_environment():
+    info = env_info("CartPoleTask-v1@length=0.3")
+    assert info.env_id == "CartPoleTask-v1@length=0.3" and info.n_actions == 2
+    with pytest.raises(EnvError, match="length"):
+        env_info("CartPoleTask-v1@length=-2")
+
+
+# ---------------------------------------------------------------- the prior in the learner
+
+
+def _ctx(**training):
+    from neuralalchemy.agent_io import make_encoder
+    from neuralalchemy.network import build_network
+
+    cfg = load_config(overrides=["env=CartPole-v1", "reservoir.size=24", "training.num_envs=2",
+                                 "training.refit_every=40", "training.fitted_q_iterations=3"])
+    cfg = replace(cfg, training=replace(cfg.training, **training))
+    info = env_info(cfg.env)
+    enc = make_encoder(np.array([[-2.4, 2.4], [-3, 3], [-0.21, 0.21], [-3.5, 3.5]]), 4, 1.0,
+                       "population")
+    return Context(cfg, info, build_network(cfg.reservoir, enc.n_channels, enc.binary), enc, 0.0)
+
+
+def test_blq_posterior_under_an_informative_prior_is_the_closed_form():
+    ctx = _ctx(noise_var=2.0)
+    rng = np.random.default_rng(0)
+    dim = ctx.n_features + 1
+    m = rng.standard_normal((2, dim))
+    prec = rng.uniform(0.5, 3.0, (2, dim))
+    prior = GaussianPrior(m, prec, np.full(ctx.n_features, 0.5), np.full(ctx.n_features, 0.7))
+    blq = Blq(ctx, prior)
+    np.testing.assert_allclose(blq.mu, m)
+    blq.step()
+    x, y = blq.regression_data()
+    post = blq.posterior()
+    for a in range(2):
+        p = np.diag(prec[a]) + x[a].T @ x[a] / 2.0
+        np.testing.assert_allclose(post.precision[a], p, rtol=1e-9, atol=1e-9)
+    # the greedy readout keeps the prior's normalisation
+    np.testing.assert_allclose(blq.readout().mean, 0.5)
+    blq.vec.close()
+
+
+def test_blq_refuses_a_prior_of_another_shape():
+    ctx = _ctx()
+    bad = GaussianPrior(np.zeros((2, 7)), np.ones((2, 7)), np.zeros(6), np.ones(6))
+    with pytest.raises(ValueError, match="does not match"):
+        Blq(ctx, bad)
+
+
+# ---------------------------------------------------------------- commands end to end
+
+
+@pytest.mark.slow
+def test_meta_commands_end_to_end(tmp_path, monkeypatch, capsys):
+    """meta-train on a few CartPole tasks, adapt to a held-out task (improving on the prior),
+    continual, prior show, and compile + run the adapted agent like any other."""
+    monkeypatch.chdir(tmp_path)
+    small = ["--set", "meta.train_tasks=4", "--set", "meta.task_steps=6000",
+             "--set", "meta.svi_steps=300", "--set", "meta.norm_episodes=4",
+             "--set", "meta.eval_episodes=10"]
+    assert main(["meta-train", "--no-progress", *small]) == 0
+    run = next((tmp_path / "experiments" / "runs").glob("*meta-cartpole"))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_tasks"] == 4 and (run / "elbo.png").is_file()
+    assert main(["prior", "show"]) == 0
+    assert "meta-prior" in capsys.readouterr().out
+    # a held-out within-range task: the greedy return after adaptation beats the prior's
+    assert main(["adapt", "--episodes", "10", "--task", "length=0.6,masspole=0.2,force_mag=9"]) == 0
+    adapted = next((tmp_path / "experiments" / "runs").glob("*adapt-cartpole"))
+    s = json.loads((adapted / "summary.json").read_text())
+    assert s["env"].startswith("CartPoleTask-v1@")
+    assert max(s["returns"][1:]) > s["returns"][0], s["returns"]
+    assert 0.0 <= s["calibration"]["coverage"] <= 1.0
+    assert main(["compile", str(adapted), "--target", "loihi2"]) == 0
+    assert main(["run", "--backend", "torch", "--episodes", "2"]) == 0
+    assert main(["continual", "--no-progress", "--set", "meta.continual_tasks=2",
+                 "--set", "meta.continual_steps=1000", "--set", "meta.norm_episodes=2",
+                 "--set", "meta.eval_episodes=3"]) == 0
+    cont = next((tmp_path / "experiments" / "runs").glob("*continual-cartpole"))
+    c = json.loads((cont / "summary.json").read_text())
+    assert set(c) >= {"average_performance", "forgetting", "forward_transfer"}
+    assert Path(cont / "continual.png").is_file()
+
+
+def test_meta_train_refuses_a_plain_env(tmp_path, capsys):
+    code = main(["meta-train", "--env", "CartPole-v1", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "task family" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_adapt_without_a_meta_trained_agent(tmp_path, capsys):
+    assert main(["adapt", "--root", str(tmp_path)]) == 2
+    assert "alchemy meta-train" in capsys.readouterr().err
