@@ -41,7 +41,11 @@ type: $(STAMP)
 	$(VENV)/bin/mypy neuralalchemy
 
 bench: $(STAMP)
+	@$(PY) -c 'import stable_baselines3, sb3_contrib' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+docs: $(STAMP)
+	$(PY) -c 'from neuralalchemy.config import reference_markdown as r; open("docs/configuration.md", "w").write(r())'
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
