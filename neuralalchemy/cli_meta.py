@@ -189,6 +189,7 @@ def show(source: str | None, root: str, top: int) -> None:
             ("readout", f"{p.mean.shape[0]} actions × {p.mean.shape[1]} weights "
                         "(reservoir features + bias)"),
             ("noise variance", f"{p.noise_var:.3g}"),
+            ("task directions", _factor_text(p)),
             ("final ELBO", f"{float(p.elbo[-1]):.1f} after {len(p.elbo)} SVI steps")]
     for a in range(p.mean.shape[0]):
         sd = p.std[a]
@@ -203,6 +204,17 @@ def show(source: str | None, root: str, top: int) -> None:
     for t, r in zip(info.get("train_tasks", []), info.get("task_returns", [])):
         rows.append(("task " + ",".join(f"{k}={v:.3g}" for k, v in t.items()), f"{r:.1f}"))
     _table("meta-prior", rows)
+
+
+def _factor_text(p: Any) -> str:
+    import numpy as np
+
+    k = p.factor.shape[-1]
+    if k == 0:
+        return "none (diagonal prior)"
+    along = float(np.einsum("adk,adk->", p.factor, p.factor))
+    total = along + float((p.std ** 2).sum())
+    return f"rank {k}: {along / total:.0%} of the prior variance lies along them"
 
 
 COMMANDS = (meta_train_cmd, adapt, continual, prior)

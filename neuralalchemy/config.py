@@ -201,6 +201,9 @@ class MetaConfig:
         16, "episodes per training task (random readouts) that fix the feature normalisation",
         1, 100_000)
     svi_steps: int = _f(1500, "SVI steps fitting the hierarchical prior", 1, 10**7)
+    prior_rank: int = _f(
+        3, "rank k of the directions along which task readouts differ (0: diagonal prior)", 0,
+        64)
     svi_lr: float = _f(0.02, "Adam learning rate of SVI", 0.0, 10.0, True)
     tau_loc: float = _f(
         0.3, "hyperprior median of the across-task std of a readout weight", 0.0, 1e6, True)

@@ -18,7 +18,13 @@ from neuralalchemy.config import load_config
 from neuralalchemy.envs import EnvError, env_info, format_env_spec, parse_env_spec
 from neuralalchemy.learners.base import Context
 from neuralalchemy.learners.blq import Blq, GaussianPrior
-from neuralalchemy.meta.hierarchy import fit_hierarchy, gaussian_loglik, pooled_readout, suff_stats
+from neuralalchemy.meta.hierarchy import (
+    HyperPrior,
+    fit_hierarchy,
+    gaussian_loglik,
+    pooled_readout,
+    suff_stats,
+)
 
 # ---------------------------------------------------------------- hierarchy
 
@@ -37,7 +43,7 @@ def _synthetic(tasks: int, seed: int = 0):
 
 def test_svi_recovers_a_known_hierarchy():
     mu, tau, w, stats = _synthetic(tasks=40)
-    fit = fit_hierarchy(stats, steps=1000, lr=0.03, seed=0)
+    fit = fit_hierarchy(stats, steps=1000, lr=0.03, seed=0, hyper=HyperPrior(rank=0))
     # the prior mean: within 3 posterior stds (plus a little slack for the mean-field guide)
     assert np.all(np.abs(fit.mu_mean - mu) <= 3 * fit.mu_std + 0.1), (fit.mu_mean, mu)
     # the prior scale: within a factor 1.6 of the truth for every weight (40 tasks)
@@ -47,6 +53,26 @@ def test_svi_recovers_a_known_hierarchy():
     assert np.abs(fit.task_mean - w).max() < 0.2
     # SVI improved the ELBO
     assert fit.elbo[-50:].mean() > fit.elbo[:50].mean()
+
+
+def test_svi_recovers_a_low_rank_hierarchy():
+    """Tasks that differ along one direction: the fitted factor spans it, the residual is small."""
+    rng = np.random.default_rng(1)
+    tasks, actions, dim, n = 40, 2, 5, 150
+    mu = rng.normal(0.0, 2.0, (actions, dim))
+    u = rng.normal(0.0, 1.0, (actions, dim, 1))
+    w = mu + np.einsum("adk,tak->tad", u, rng.standard_normal((tasks, actions, 1))) \
+        + 0.1 * rng.standard_normal((tasks, actions, dim))
+    xs = [[rng.standard_normal((n, dim)) for _ in range(actions)] for _ in range(tasks)]
+    ys = [[xs[t][a] @ w[t, a] + 0.5 * rng.standard_normal(n) for a in range(actions)]
+          for t in range(tasks)]
+    fit = fit_hierarchy(suff_stats(xs, ys, np.full(tasks, 0.25)), steps=700, lr=0.03,
+                        hyper=HyperPrior(rank=1))
+    for a in range(actions):
+        true, got = u[a] @ u[a].T, fit.factor[a] @ fit.factor[a].T
+        assert np.linalg.norm(got - true) / np.linalg.norm(true) < 0.35
+        assert np.all(fit.tau[a] < 0.25), fit.tau[a]
+    assert np.abs(fit.mu_mean - mu).max() < 0.4
 
 
 def test_gaussian_loglik_matches_the_direct_sum():

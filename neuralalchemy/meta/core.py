@@ -25,8 +25,8 @@ from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.rollout import FeatureStats
 from neuralalchemy.vecfeatures import mean_std
 
-PRIOR_KEYS = ("mean", "std", "mu_std", "tau", "feat_mean", "feat_std", "task_mean", "elbo",
-              "pooled")
+PRIOR_KEYS = ("mean", "std", "factor", "mu_std", "tau", "feat_mean", "feat_std", "task_mean",
+              "elbo", "pooled")
 
 
 @dataclass
@@ -118,11 +118,13 @@ def shared_normalisation(agent: Agent, tasks: list[dict[str, float]], episodes: 
 
 @dataclass
 class MetaPrior:
-    """A new task's readout prior ``N(mean, std²)`` per weight (A, D = features + 1) on the
-    normalisation ``feat_mean``/``feat_std``, with what the fit learned about the family."""
+    """A new task's readout prior ``N(mean_a, factor_a factor_aᵀ + diag std_a²)`` per action
+    (A actions, D = features + 1 weights, rank k factor) on the normalisation
+    ``feat_mean``/``feat_std``, with what the fit learned about the family."""
 
     mean: np.ndarray
     std: np.ndarray
+    factor: np.ndarray       # (A, D, k)
     mu_std: np.ndarray
     tau: np.ndarray
     feat_mean: np.ndarray
@@ -133,10 +135,19 @@ class MetaPrior:
     noise_var: float
     info: dict[str, Any]
 
+    def covariance(self) -> np.ndarray:
+        """(A, D, D) prior covariance of each action's readout."""
+        return (np.einsum("adk,aek->ade", self.factor, self.factor)
+                + np.stack([np.diag(s ** 2) for s in self.std]))
+
     def gaussian(self, scale: float = 1.0) -> GaussianPrior:
-        """The prior as the Bayesian linear Q learner takes it (diagonal precision)."""
-        return GaussianPrior(self.mean, 1.0 / (scale * self.std) ** 2, self.feat_mean,
-                             self.feat_std)
+        """The prior as the Bayesian linear Q learner takes it (covariance × ``scale²``)."""
+        if self.factor.shape[-1] == 0:
+            return GaussianPrior(self.mean, 1.0 / (scale * self.std) ** 2, self.feat_mean,
+                                 self.feat_std)
+        precision = np.linalg.inv(scale ** 2 * self.covariance())
+        precision = (precision + np.swapaxes(precision, 1, 2)) / 2
+        return GaussianPrior(self.mean, precision, self.feat_mean, self.feat_std)
 
     def to_extras(self) -> dict[str, np.ndarray]:
         """Arrays stored with the agent's checkpoint (``extra.prior.*``)."""

@@ -3,10 +3,16 @@
 Each training task ``t`` has its own Q readout ``w_t`` (A actions × D = features + 1 weights), and
 every readout is drawn from one shared, learned prior::
 
-    μ      ~ N(0, s_μ²)                  (A, D)   prior mean of a readout weight
-    τ      ~ LogNormal(log τ₀, s_τ²)     (A, D)   prior std of a readout weight across tasks
-    w_t    ~ N(μ, τ²)                    per task t (plate over tasks)
-    y_t,a  ~ N(X_t,a · w_t,a, σ_t²)      the task's regression data for action a
+    μ      ~ N(0, s_μ²)                  (A, D)     prior mean of a readout weight
+    τ      ~ LogNormal(log τ₀, s_τ²)     (A, D)     residual std of a weight across tasks
+    U      ~ N(0, s_U²)                  (A, D, k)  directions along which tasks differ
+    w_t,a  ~ N(μ_a, U_a U_aᵀ + diag τ_a²)           per task t (plate over tasks)
+    y_t,a  ~ N(X_t,a · w_t,a, σ_t²)                 the task's regression data for action a
+
+that is ``w_t = μ + U z_t + τ ⊙ ε_t`` with a task embedding ``z_t ~ N(0, I_k)``: a factor-analytic
+prior (rank ``k``; ``k = 0`` is the diagonal prior). Readouts of related tasks differ along a few
+directions; a new task then has to pin down mostly the ``k`` coordinates of its embedding, which a
+few episodes can do, while the shared structure stays where the tasks agree.
 
 The data enter only through their sufficient statistics (``XᵀX``, ``Xᵀy``, ``yᵀy``, ``n``), so
 the log-likelihood is exact and costs O(A·D²) per task whatever the number of transitions::
@@ -15,8 +21,8 @@ the log-likelihood is exact and costs O(A·D²) per task whatever the number of 
 
 Inference is Pyro's stochastic variational inference (``SVI`` with ``Trace_ELBO``) with a
 mean-field ``AutoNormal`` guide over ``μ``, ``τ`` (in log space) and every ``w_t``. The prior for
-a new task is the posterior predictive of ``w``: ``N(E[μ], E[τ]² + Var[μ])`` per weight, which
-:mod:`neuralalchemy.learners.blq` turns into a closed-form posterior from a few episodes.
+a new task is the posterior predictive of ``w``: ``N(E[μ], E[U]E[U]ᵀ + diag(E[τ]² + Var[μ]))``,
+which :mod:`neuralalchemy.learners.blq` turns into a closed-form posterior from a few episodes.
 """
 
 from __future__ import annotations
@@ -39,12 +45,13 @@ class HierarchyFit:
     mu_mean: np.ndarray      # (A, D) posterior mean of μ
     mu_std: np.ndarray       # (A, D) posterior std of μ
     tau: np.ndarray          # (A, D) posterior median of τ
+    factor: np.ndarray       # (A, D, k) posterior median of U
     task_mean: np.ndarray    # (T, A, D) posterior means of the task readouts w_t
     elbo: np.ndarray         # ELBO per SVI step (higher is better)
 
-    def predictive(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of a new task's readout: ``N(E[μ], E[τ]² + Var[μ])``."""
-        return self.mu_mean, np.sqrt(self.tau ** 2 + self.mu_std ** 2)
+    def predictive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A new task's readout ``N(mean, factor·factorᵀ + diag std²)``: (mean, std, factor)."""
+        return self.mu_mean, np.sqrt(self.tau ** 2 + self.mu_std ** 2), self.factor
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class HyperPrior:
     mu_scale: float = 10.0   # s_μ
     tau_loc: float = 0.3     # τ₀
     tau_scale: float = 1.5   # s_τ (log space)
+    factor_scale: float = 1.0  # s_U
+    rank: int = 3            # k
 
 
 def suff_stats(x_by_action: list[list[np.ndarray]], y_by_action: list[list[np.ndarray]],
@@ -96,8 +105,15 @@ def model(stats: SuffStats, hyper: HyperPrior) -> None:
     mu = pyro.sample("mu", dist.Normal(zeros, hyper.mu_scale).to_event(2))
     tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
                                             hyper.tau_scale).to_event(2))
+    if hyper.rank > 0:
+        u = pyro.sample("U", dist.Normal(torch.zeros(n_actions, dim, hyper.rank,
+                                                     dtype=torch.float64),
+                                         hyper.factor_scale).to_event(3))
+        w_prior = dist.LowRankMultivariateNormal(mu, u, tau ** 2).to_event(1)
+    else:
+        w_prior = dist.Normal(mu, tau).to_event(2)
     with pyro.plate("tasks", n_tasks):
-        w = pyro.sample("w", dist.Normal(mu, tau).expand([n_tasks, n_actions, dim]).to_event(2))
+        w = pyro.sample("w", w_prior.expand([n_tasks]))
         pyro.factor("q_data", gaussian_loglik(w, stats))
 
 
@@ -117,6 +133,8 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     init_w = _ridge(stats, 1.0 / hyper.tau_loc ** 2)
     init = {"w": init_w, "mu": init_w.mean(0),
             "tau": torch.full_like(init_w[0], hyper.tau_loc)}
+    if hyper.rank > 0:
+        init["U"] = _principal_directions(init_w, hyper.rank)
     guide = AutoNormal(lambda s: model(s, hyper), init_loc_fn=init_to_value(values=init),
                        init_scale=0.01)
     svi = SVI(lambda s: model(s, hyper), guide,
@@ -130,8 +148,22 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     with torch.no_grad():
         med = guide.median(stats)
         mu_std = pyro.param("AutoNormal.scales.mu").detach()
+    n_actions, dim = init_w.shape[1:]
+    factor = med["U"].numpy().copy() if hyper.rank > 0 else np.zeros((n_actions, dim, 0))
     return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
-                        med["w"].numpy().copy(), elbo)
+                        factor, med["w"].numpy().copy(), elbo)
+
+
+def _principal_directions(w: torch.Tensor, rank: int) -> torch.Tensor:
+    """Top-``rank`` principal directions of the task readouts ``w`` (T, A, D), scaled by their
+    std across tasks: the starting loadings ``U`` (A, D, k)."""
+    dev = w - w.mean(0, keepdim=True)
+    out = torch.zeros(w.shape[1], w.shape[2], rank, dtype=torch.float64)
+    for a in range(w.shape[1]):
+        _, s, vh = torch.linalg.svd(dev[:, a], full_matrices=False)
+        k = min(rank, len(s))
+        out[a, :, :k] = (vh[:k].T * s[:k] / math.sqrt(max(w.shape[0] - 1, 1)))
+    return out
 
 
 def _ridge(stats: SuffStats, precision: float) -> torch.Tensor:

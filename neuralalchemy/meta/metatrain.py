@@ -97,6 +97,27 @@ def task_stats(fits: list[TaskFit]) -> SuffStats:
                       np.array([f.noise_var for f in fits]))
 
 
+STATS_NAME = "task_stats.npz"
+"""The training tasks' sufficient statistics, kept so a prior can be refitted without new data."""
+
+
+def save_stats(path: Path, stats: SuffStats) -> None:
+    """Write ``stats`` atomically (npz, no pickles)."""
+    import io
+
+    from neuralalchemy.fsio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: v.numpy() for k, v in stats.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_stats(path: Path) -> SuffStats:
+    """Read statistics written by :func:`save_stats`."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: torch.as_tensor(data[k]) for k in data.files}
+
+
 def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> MetaResult:
     """Steps 1–3 of the module docstring; returns the run folder and the prior."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
@@ -123,16 +144,17 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
         bar.update(job, completed=m.train_tasks, status="SVI")
         stats = task_stats(fits)
         fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed,
-                            HyperPrior(mu_scale=m.mu_scale, tau_loc=m.tau_loc))
+                            HyperPrior(mu_scale=m.mu_scale, tau_loc=m.tau_loc,
+                                       rank=m.prior_rank))
         bar.update(job, completed=m.train_tasks + 1, status="done")
-    mean, std = fit.predictive()
+    mean, std, factor = fit.predictive()
     noise_var = float(np.median([f.noise_var for f in fits]))
     info = {"family": family.name, "family_env": family.env_id, "train_tasks": tasks,
             "task_returns": [f.eval_return for f in fits],
             "svi_steps": m.svi_steps, "svi_lr": m.svi_lr, "tau_loc": m.tau_loc,
-            "mu_scale": m.mu_scale, "task_steps": m.task_steps}
+            "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank}
     lam = float(prior.precision[0, 0])
-    meta_prior = MetaPrior(mean, std, fit.mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
+    meta_prior = MetaPrior(mean, std, factor, fit.mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
                            fit.elbo, pooled_readout(stats, lam), noise_var, info)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", f"meta-{family.name}")
     write_provenance(run_dir, cfg, {"kind": "meta-train", "tasks": tasks})
@@ -140,6 +162,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
     learner = {"algorithm": "meta-prior", "family": family.name, "tasks": len(tasks),
                "env_steps": int(sum(f.env_steps for f in fits))}
     save_agent(run_dir, agent.checkpoint(None, ro, learner, meta_prior.to_extras()))
+    save_stats(run_dir / STATS_NAME, stats)
     _plot_elbo(fit.elbo, run_dir / "elbo.png", family.name)
     summary = {"family": family.name, "env": family.env_id, "train_tasks": len(tasks),
                "task_returns": [round(f.eval_return, 2) for f in fits],
