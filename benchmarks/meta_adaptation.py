@@ -104,10 +104,15 @@ def main() -> None:
     ap.add_argument("--families", default="cartpole,cartpole_flip")
     ap.add_argument("--quick", action="store_true", help="tiny budgets (a smoke test)")
     ap.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
+    ap.add_argument("--train-tasks", type=int, default=8)
+    ap.add_argument("--task-steps", type=int, default=20_000)
+    ap.add_argument("--svi-steps", type=int, default=1500)
+    ap.add_argument("--tasks", type=int, default=4, help="held-out tasks per split")
+    ap.add_argument("--eval-episodes", type=int, default=10)
     args = ap.parse_args()
-    args.train_tasks, args.task_steps, args.svi_steps = (3, 2000, 200) if args.quick else \
-        (8, 20_000, 1500)
-    args.tasks, args.eval_episodes = (1, 3) if args.quick else (4, 10)
+    if args.quick:
+        args.train_tasks, args.task_steps, args.svi_steps = 3, 2000, 200
+        args.tasks, args.eval_episodes = 1, 3
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):

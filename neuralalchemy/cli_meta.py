@@ -207,12 +207,11 @@ def show(source: str | None, root: str, top: int) -> None:
 
 
 def _factor_text(p: Any) -> str:
-    import numpy as np
 
     k = p.factor.shape[-1]
     if k == 0:
         return "none (diagonal prior)"
-    along = float(np.einsum("adk,adk->", p.factor, p.factor))
+    along = float((p.factor ** 2).sum())
     total = along + float((p.std ** 2).sum())
     return f"rank {k}: {along / total:.0%} of the prior variance lies along them"
 

@@ -21,10 +21,14 @@ and after every refit;
 with ``thompson`` off, ε-greedy on ``μ``. The result is the greedy readout ``θ = μ`` (weights
 and bias). Discrete actions only.
 
-An informative prior ``w_a ~ N(m_a, P0_a⁻¹)`` (a :class:`GaussianPrior`: a meta-learned prior, or
-the posterior of an earlier task in continual learning) replaces ``N(0, λ⁻¹ I)``:
+An informative prior ``w ~ N(m, P0⁻¹)`` over all actions' readouts jointly (a
+:class:`GaussianPrior`: a meta-learned prior, whose actions are correlated, or the posterior of an
+earlier task in continual learning) replaces ``N(0, λ⁻¹ I)``. With ``w = (w_1, …, w_A)`` stacked,
+the likelihood adds ``X_aᵀX_a / σ²`` to action ``a``'s diagonal block:
 
-    P_a = P0_a + X_aᵀX_a / σ²,    μ_a = P_a⁻¹ (P0_a m_a + X_aᵀ y_a / σ²).
+    P = P0 + blockdiag(X_aᵀX_a) / σ²,    μ = P⁻¹ (P0 m + (X_aᵀ y_a)_a / σ²).
+
+Under the default isotropic prior the blocks stay independent and this is the per-action form.
 
 Such a prior is stated on fixed feature normalisation statistics, which the learner then keeps.
 """
@@ -67,29 +71,37 @@ class Replay:
 
 @dataclass
 class GaussianPrior:
-    """``w_a ~ N(mean[a], precision[a]⁻¹)`` per action on features ``[(f − f_mean)/f_std, 1]``.
-
-    ``precision`` is (A, D, D), or (A, D) for a diagonal one; D = features + 1.
-    """
+    """A Gaussian over the readout ``w`` (A actions × D = features + 1) on features
+    ``[(f − f_mean)/f_std, 1]``: ``mean`` (A, D) and a precision that is diagonal (A, D), per
+    action (A, D, D), or joint over all actions (A·D, A·D; row-major ``w.ravel()``)."""
 
     mean: np.ndarray
     precision: np.ndarray
     feat_mean: np.ndarray
     feat_std: np.ndarray
 
-    def full_precision(self) -> np.ndarray:
-        """(A, D, D) precision matrices."""
-        if self.precision.ndim == 3:
-            return self.precision
-        return np.stack([np.diag(p) for p in self.precision])
+    def joint_precision(self) -> np.ndarray:
+        """(A·D, A·D) precision of ``w.ravel()``."""
+        a, d = self.mean.shape
+        p = self.precision
+        if p.shape == (a * d, a * d):
+            return p
+        if p.shape == (a, d):
+            return np.diag(p.ravel())
+        out = np.zeros((a * d, a * d))
+        for i in range(a):
+            out[i * d:(i + 1) * d, i * d:(i + 1) * d] = p[i]
+        return out
 
     def check(self, n_actions: int, n_features: int) -> None:
         """A one-line error when this prior does not fit the learner's readout."""
-        want = (n_actions, n_features + 1)
-        if self.mean.shape != want or self.precision.shape[:2] != want:
+        a, d = n_actions, n_features + 1
+        ok = self.mean.shape == (a, d) and self.precision.shape in ((a, d), (a, d, d),
+                                                                     (a * d, a * d))
+        if not ok:
             raise ValueError(f"prior: readout shape {self.mean.shape} does not match this "
-                             f"agent's {want} (actions, features + 1): use a prior fitted on the "
-                             "same reservoir and environment family")
+                             f"agent's {(a, d)} (actions, features + 1): use a prior fitted on "
+                             "the same reservoir and environment family")
 
 
 def subsample(replay: Replay, n: int, rng: np.random.Generator) -> Replay:
@@ -132,16 +144,16 @@ class Blq:
         self.kept: Replay | None = None
         self.fixed_norm = prior is not None
         if prior is None:
-            self.prior_precision = np.repeat(self.precision * np.eye(dim)[None], self.n_actions, 0)
+            self.prior_precision = self.precision * np.eye(self.n_actions * dim)
             self.mu = np.zeros((self.n_actions, dim))
             self.mean, self.std = mean_std(self.vec.stats)
         else:
             prior.check(self.n_actions, ctx.n_features)
-            self.prior_precision = prior.full_precision().astype(np.float64)
+            self.prior_precision = prior.joint_precision().astype(np.float64)
             self.mu = prior.mean.astype(np.float64).copy()
             self.mean, self.std = prior.feat_mean.copy(), prior.feat_std.copy()
-        self.prior_shift = np.einsum("aij,aj->ai", self.prior_precision, self.mu)
-        # Cholesky factors of the posterior precisions (before any data: the prior's)
+        self.prior_shift = self.prior_precision @ self.mu.ravel()
+        # Cholesky factor of the joint posterior precision (before any data: the prior's)
         self.chol = np.linalg.cholesky(self.prior_precision)
         self.features = self.vec.reset(tr.seed)
         self.sampled = self._draw(tr.num_envs)
@@ -159,13 +171,10 @@ class Blq:
         """``n`` readouts ``μ + s·L⁻ᵀε`` (P = L·Lᵀ), shape (n, A, F+1)."""
         from scipy.linalg import solve_triangular
 
-        dim = self.mu.shape[1]
-        out = np.empty((n, self.n_actions, dim))
-        for a in range(self.n_actions):
-            eps = self.rng.standard_normal((dim, n))
-            dev = solve_triangular(self.chol[a], eps, lower=True, trans="T")
-            out[:, a] = self.mu[a] + self.ex.thompson_scale * dev.T
-        return out
+        eps = self.rng.standard_normal((self.mu.size, n))
+        dev = solve_triangular(self.chol, eps, lower=True, trans="T")
+        out = self.mu.ravel()[None] + self.ex.thompson_scale * dev.T
+        return out.reshape(n, *self.mu.shape)
 
     def _act(self) -> np.ndarray:
         x = self._x(self.features)
@@ -247,16 +256,19 @@ class Blq:
             x[:, :-1] += self.tr.feature_noise * self.rng.standard_normal(x[:, :-1].shape)
         gamma, s2 = self.tr.gamma, self.noise_var
         dim = x.shape[1]
-        chol = np.empty((self.n_actions, dim, dim))
         members = [np.flatnonzero(acts == a) for a in range(self.n_actions)]
         x_by_action = [x[m] for m in members]
+        precision = self.prior_precision.copy()
         for a, xa in enumerate(x_by_action):
-            chol[a] = np.linalg.cholesky(self.prior_precision[a] + xa.T @ xa / s2)
+            precision[a * dim:(a + 1) * dim, a * dim:(a + 1) * dim] += xa.T @ xa / s2
+        chol = np.linalg.cholesky(precision)
         mu = self.mu.copy()
         for _ in range(self.tr.fitted_q_iterations):
             y = r + gamma * keep * (x_next @ mu.T).max(axis=1)
+            rhs = self.prior_shift.copy()
             for a, (m, xa) in enumerate(zip(members, x_by_action)):
-                mu[a] = _chol_solve(chol[a], self.prior_shift[a] + xa.T @ y[m] / s2)
+                rhs[a * dim:(a + 1) * dim] += xa.T @ y[m] / s2
+            mu = _chol_solve(chol, rhs).reshape(mu.shape)
         resid = y - np.einsum("nf,nf->n", x, mu[acts])
         if self.tr.noise_var is None:
             self.noise_var = max(float(np.mean(resid ** 2)), _MIN_NOISE_VAR)
@@ -280,7 +292,7 @@ class Blq:
     # ------------------------------------------------------------ results
     def posterior(self) -> GaussianPrior:
         """The current posterior ``N(μ_a, P_a⁻¹)`` (a prior for the next task)."""
-        precision = np.einsum("aij,akj->aik", self.chol, self.chol)
+        precision = self.chol @ self.chol.T
         return GaussianPrior(self.mu.copy(), precision, self.mean.copy(), self.std.copy())
 
     def q_stats(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,8 +304,11 @@ class Blq:
         x = self._x(np.atleast_2d(f).astype(np.float64))
         mean = x @ self.mu.T
         sd = np.empty_like(mean)
+        dim = x.shape[1]
         for a in range(self.n_actions):
-            half = solve_triangular(self.chol[a], x.T, lower=True)
+            phi = np.zeros((self.mu.size, len(x)))
+            phi[a * dim:(a + 1) * dim] = x.T
+            half = solve_triangular(self.chol, phi, lower=True)
             sd[:, a] = np.sqrt((half ** 2).sum(axis=0))
         return mean, sd
 

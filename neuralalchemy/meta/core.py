@@ -118,13 +118,13 @@ def shared_normalisation(agent: Agent, tasks: list[dict[str, float]], episodes: 
 
 @dataclass
 class MetaPrior:
-    """A new task's readout prior ``N(mean_a, factor_a factor_aᵀ + diag std_a²)`` per action
-    (A actions, D = features + 1 weights, rank k factor) on the normalisation
-    ``feat_mean``/``feat_std``, with what the fit learned about the family."""
+    """A new task's readout prior ``N(mean, factor·factorᵀ + diag std²)`` over all actions'
+    readouts (``mean``, ``std`` (A, D = features + 1); ``factor`` (A·D, k) on ``w.ravel()``) on
+    the normalisation ``feat_mean``/``feat_std``, with what the fit learned about the family."""
 
     mean: np.ndarray
     std: np.ndarray
-    factor: np.ndarray       # (A, D, k)
+    factor: np.ndarray       # (A·D, k)
     mu_std: np.ndarray
     tau: np.ndarray
     feat_mean: np.ndarray
@@ -136,9 +136,8 @@ class MetaPrior:
     info: dict[str, Any]
 
     def covariance(self) -> np.ndarray:
-        """(A, D, D) prior covariance of each action's readout."""
-        return (np.einsum("adk,aek->ade", self.factor, self.factor)
-                + np.stack([np.diag(s ** 2) for s in self.std]))
+        """(A·D, A·D) prior covariance of ``w.ravel()``."""
+        return self.factor @ self.factor.T + np.diag(self.std.ravel() ** 2)
 
     def gaussian(self, scale: float = 1.0) -> GaussianPrior:
         """The prior as the Bayesian linear Q learner takes it (covariance × ``scale²``)."""
@@ -146,7 +145,7 @@ class MetaPrior:
             return GaussianPrior(self.mean, 1.0 / (scale * self.std) ** 2, self.feat_mean,
                                  self.feat_std)
         precision = np.linalg.inv(scale ** 2 * self.covariance())
-        precision = (precision + np.swapaxes(precision, 1, 2)) / 2
+        precision = (precision + precision.T) / 2
         return GaussianPrior(self.mean, precision, self.feat_mean, self.feat_std)
 
     def to_extras(self) -> dict[str, np.ndarray]:

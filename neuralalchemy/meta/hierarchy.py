@@ -5,14 +5,16 @@ every readout is drawn from one shared, learned prior::
 
     μ      ~ N(0, s_μ²)                  (A, D)     prior mean of a readout weight
     τ      ~ LogNormal(log τ₀, s_τ²)     (A, D)     residual std of a weight across tasks
-    U      ~ N(0, s_U²)                  (A, D, k)  directions along which tasks differ
-    w_t,a  ~ N(μ_a, U_a U_aᵀ + diag τ_a²)           per task t (plate over tasks)
+    U      ~ N(0, s_U²)                  (A·D, k)   directions along which tasks differ
+    w_t    ~ N(μ, U Uᵀ + diag τ²)                   per task t (plate over tasks), all actions
     y_t,a  ~ N(X_t,a · w_t,a, σ_t²)                 the task's regression data for action a
 
 that is ``w_t = μ + U z_t + τ ⊙ ε_t`` with a task embedding ``z_t ~ N(0, I_k)``: a factor-analytic
-prior (rank ``k``; ``k = 0`` is the diagonal prior). Readouts of related tasks differ along a few
-directions; a new task then has to pin down mostly the ``k`` coordinates of its embedding, which a
-few episodes can do, while the shared structure stays where the tasks agree.
+prior (rank ``k``; ``k = 0`` is the diagonal prior). The directions span all actions' readouts
+jointly, so the prior knows, for instance, that the actions' values rise and fall together from
+task to task (their difference, which is what picks the action, varies much less). Readouts of
+related tasks differ along a few directions; a new task then has to pin down mostly the ``k``
+coordinates of its embedding, while the shared structure stays where the tasks agree.
 
 The data enter only through their sufficient statistics (``XᵀX``, ``Xᵀy``, ``yᵀy``, ``n``), so
 the log-likelihood is exact and costs O(A·D²) per task whatever the number of transitions::
@@ -45,7 +47,7 @@ class HierarchyFit:
     mu_mean: np.ndarray      # (A, D) posterior mean of μ
     mu_std: np.ndarray       # (A, D) posterior std of μ
     tau: np.ndarray          # (A, D) posterior median of τ
-    factor: np.ndarray       # (A, D, k) posterior median of U
+    factor: np.ndarray       # (A·D, k) posterior median of U
     task_mean: np.ndarray    # (T, A, D) posterior means of the task readouts w_t
     elbo: np.ndarray         # ELBO per SVI step (higher is better)
 
@@ -106,14 +108,15 @@ def model(stats: SuffStats, hyper: HyperPrior) -> None:
     tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
                                             hyper.tau_scale).to_event(2))
     if hyper.rank > 0:
-        u = pyro.sample("U", dist.Normal(torch.zeros(n_actions, dim, hyper.rank,
+        u = pyro.sample("U", dist.Normal(torch.zeros(n_actions * dim, hyper.rank,
                                                      dtype=torch.float64),
-                                         hyper.factor_scale).to_event(3))
-        w_prior = dist.LowRankMultivariateNormal(mu, u, tau ** 2).to_event(1)
+                                         hyper.factor_scale).to_event(2))
+        w_prior = dist.LowRankMultivariateNormal(mu.reshape(-1), u, tau.reshape(-1) ** 2)
     else:
-        w_prior = dist.Normal(mu, tau).to_event(2)
+        w_prior = dist.Normal(mu.reshape(-1), tau.reshape(-1)).to_event(1)
     with pyro.plate("tasks", n_tasks):
-        w = pyro.sample("w", w_prior.expand([n_tasks]))
+        w = pyro.sample("w", w_prior.expand([n_tasks]))  # (…, T, A·D)
+        w = w.reshape(*w.shape[:-1], n_actions, dim)
         pyro.factor("q_data", gaussian_loglik(w, stats))
 
 
@@ -131,7 +134,8 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     pyro.set_rng_seed(seed)
     # start w_t at each task's ridge solution and μ at their mean: SVI then refines, not searches
     init_w = _ridge(stats, 1.0 / hyper.tau_loc ** 2)
-    init = {"w": init_w, "mu": init_w.mean(0),
+    n_tasks, n_actions, dim = init_w.shape
+    init = {"w": init_w.reshape(n_tasks, -1), "mu": init_w.mean(0),
             "tau": torch.full_like(init_w[0], hyper.tau_loc)}
     if hyper.rank > 0:
         init["U"] = _principal_directions(init_w, hyper.rank)
@@ -148,21 +152,19 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     with torch.no_grad():
         med = guide.median(stats)
         mu_std = pyro.param("AutoNormal.scales.mu").detach()
-    n_actions, dim = init_w.shape[1:]
-    factor = med["U"].numpy().copy() if hyper.rank > 0 else np.zeros((n_actions, dim, 0))
+    factor = med["U"].numpy().copy() if hyper.rank > 0 else np.zeros((n_actions * dim, 0))
     return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
-                        factor, med["w"].numpy().copy(), elbo)
+                        factor, med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
 
 
 def _principal_directions(w: torch.Tensor, rank: int) -> torch.Tensor:
     """Top-``rank`` principal directions of the task readouts ``w`` (T, A, D), scaled by their
-    std across tasks: the starting loadings ``U`` (A, D, k)."""
-    dev = w - w.mean(0, keepdim=True)
-    out = torch.zeros(w.shape[1], w.shape[2], rank, dtype=torch.float64)
-    for a in range(w.shape[1]):
-        _, s, vh = torch.linalg.svd(dev[:, a], full_matrices=False)
-        k = min(rank, len(s))
-        out[a, :, :k] = (vh[:k].T * s[:k] / math.sqrt(max(w.shape[0] - 1, 1)))
+    std across tasks: the starting loadings ``U`` (A·D, k)."""
+    dev = (w - w.mean(0, keepdim=True)).reshape(w.shape[0], -1)
+    out = torch.zeros(dev.shape[1], rank, dtype=torch.float64)
+    _, s, vh = torch.linalg.svd(dev, full_matrices=False)
+    k = min(rank, len(s))
+    out[:, :k] = vh[:k].T * s[:k] / math.sqrt(max(w.shape[0] - 1, 1))
     return out
 
 
