@@ -6,13 +6,16 @@ every readout is drawn from one shared, learned prior::
     μ      ~ N(0, s_μ²)                  (A, D)     prior mean of a readout weight
     τ      ~ LogNormal(log τ₀, s_τ²)     (A, D)     residual std of a weight across tasks
     U      ~ N(0, s_U²)                  (A·D, k)   directions along which tasks differ
-    w_t    ~ N(μ, U Uᵀ + diag τ²)                   per task t (plate over tasks), all actions
+    s_ℓ    ~ LogNormal(log ℓ₀, 2²)                  spread of the value level across tasks
+    w_t    ~ N(μ, U Uᵀ + s_ℓ² v vᵀ + diag τ²)       per task t (plate over tasks), all actions
     y_t,a  ~ N(X_t,a · w_t,a, σ_t²)                 the task's regression data for action a
 
 that is ``w_t = μ + U z_t + τ ⊙ ε_t`` with a task embedding ``z_t ~ N(0, I_k)``: a factor-analytic
 prior (rank ``k``; ``k = 0`` is the diagonal prior). The directions span all actions' readouts
 jointly, so the prior knows, for instance, that the actions' values rise and fall together from
-task to task (their difference, which is what picks the action, varies much less). Readouts of
+task to task (their difference, which is what picks the action, varies much less); ``v`` (1 on every
+action's bias) is one such direction, given to the model: how much value a task promises shifts
+all actions' values together and leaves the policy alone. Readouts of
 related tasks differ along a few directions; a new task then has to pin down mostly the ``k``
 coordinates of its embedding, while the shared structure stays where the tasks agree.
 
@@ -65,6 +68,7 @@ class HyperPrior:
     tau_scale: float = 1.5   # s_τ (log space)
     factor_scale: float = 1.0  # s_U
     rank: int = 3            # k
+    level_loc: float = 10.0  # prior median of s_level
 
 
 def suff_stats(x_by_action: list[list[np.ndarray]], y_by_action: list[list[np.ndarray]],
@@ -107,13 +111,15 @@ def model(stats: SuffStats, hyper: HyperPrior) -> None:
     mu = pyro.sample("mu", dist.Normal(zeros, hyper.mu_scale).to_event(2))
     tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
                                             hyper.tau_scale).to_event(2))
+    level = pyro.sample("level", dist.LogNormal(torch.tensor(math.log(hyper.level_loc),
+                                                             dtype=torch.float64), 2.0))
+    columns = [level * level_direction(n_actions, dim)[:, None]]
     if hyper.rank > 0:
-        u = pyro.sample("U", dist.Normal(torch.zeros(n_actions * dim, hyper.rank,
-                                                     dtype=torch.float64),
-                                         hyper.factor_scale).to_event(2))
-        w_prior = dist.LowRankMultivariateNormal(mu.reshape(-1), u, tau.reshape(-1) ** 2)
-    else:
-        w_prior = dist.Normal(mu.reshape(-1), tau.reshape(-1)).to_event(1)
+        columns.insert(0, pyro.sample("U", dist.Normal(
+            torch.zeros(n_actions * dim, hyper.rank, dtype=torch.float64),
+            hyper.factor_scale).to_event(2)))
+    w_prior = dist.LowRankMultivariateNormal(mu.reshape(-1), torch.cat(columns, dim=-1),
+                                             tau.reshape(-1) ** 2)
     with pyro.plate("tasks", n_tasks):
         w = pyro.sample("w", w_prior.expand([n_tasks]))  # (…, T, A·D)
         w = w.reshape(*w.shape[:-1], n_actions, dim)
@@ -137,6 +143,8 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     n_tasks, n_actions, dim = init_w.shape
     init = {"w": init_w.reshape(n_tasks, -1), "mu": init_w.mean(0),
             "tau": torch.full_like(init_w[0], hyper.tau_loc)}
+    biases = init_w[:, :, -1].mean(1)
+    init["level"] = torch.clamp(biases.std() if n_tasks > 1 else torch.tensor(1.0), min=1e-3)
     if hyper.rank > 0:
         init["U"] = _principal_directions(init_w, hyper.rank)
     guide = AutoNormal(lambda s: model(s, hyper), init_loc_fn=init_to_value(values=init),
@@ -152,9 +160,19 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     with torch.no_grad():
         med = guide.median(stats)
         mu_std = pyro.param("AutoNormal.scales.mu").detach()
-    factor = med["U"].numpy().copy() if hyper.rank > 0 else np.zeros((n_actions * dim, 0))
+    columns = [float(med["level"]) * level_direction(n_actions, dim).numpy()[:, None]]
+    if hyper.rank > 0:
+        columns.insert(0, med["U"].numpy())
+    factor = np.concatenate(columns, axis=1)
     return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
                         factor, med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
+
+
+def level_direction(n_actions: int, dim: int) -> torch.Tensor:
+    """The common-mode direction of the value level: 1 on every action's bias weight."""
+    v = torch.zeros(n_actions * dim, dtype=torch.float64)
+    v[dim - 1::dim] = 1.0
+    return v
 
 
 def _principal_directions(w: torch.Tensor, rank: int) -> torch.Tensor:
