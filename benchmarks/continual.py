@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.cli_meta import META_DEFAULTS  # noqa: E402
+from neuralalchemy.cli_meta import defaults_for  # noqa: E402
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.meta.continual import METHODS, run_sequence, scratch_curves  # noqa: E402
 from neuralalchemy.meta.core import build_agent, family_of, shared_normalisation  # noqa: E402
@@ -37,7 +37,7 @@ def main() -> None:
     if args.quick:
         args.tasks, args.steps, args.eval_episodes = 2, 1000, 3
     torch.set_num_threads(1)
-    cfg = load_config(base=META_DEFAULTS)
+    cfg = load_config(base=defaults_for(None))
     agent = build_agent(cfg)
     family = family_of(cfg.env)
     tasks = family.tasks("train", args.tasks, cfg.training.seed + 1)

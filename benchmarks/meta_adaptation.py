@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.cli_meta import META_DEFAULTS  # noqa: E402
+from neuralalchemy.cli_meta import defaults_for  # noqa: E402
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.learners.base import Readout  # noqa: E402
 from neuralalchemy.learners.blq import GaussianPrior  # noqa: E402
@@ -71,7 +71,7 @@ def run_family(name: str, args: argparse.Namespace, work: Path) -> list[list[obj
     family = FAMILIES[name]
     overrides = [f"env={family.env_id}", f"meta.train_tasks={args.train_tasks}",
                  f"meta.task_steps={args.task_steps}", f"meta.svi_steps={args.svi_steps}"]
-    cfg = load_config(overrides=overrides, base=META_DEFAULTS)
+    cfg = load_config(overrides=overrides, base=defaults_for(family.env_id))
     t0 = time.perf_counter()
     result = meta_train(cfg, out=work, progress=False)
     print(f"{name}: meta-trained on {args.train_tasks} tasks in "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -240,3 +241,22 @@ def test_meta_train_refuses_a_plain_env(tmp_path, capsys):
 def test_adapt_without_a_meta_trained_agent(tmp_path, capsys):
     assert main(["adapt", "--root", str(tmp_path)]) == 2
     assert "alchemy meta-train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["meta_cartpole", "meta_cartpole_flip", "meta_acrobot"])
+def test_shipped_meta_configs_build_an_agent(name):
+    from neuralalchemy.meta.core import build_agent
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    agent = build_agent(load_config(root / f"{name}.yaml"))
+    info = agent.context(None).info
+    assert info.discrete and agent.ranges.shape == (info.obs_dim, 2)
+
+
+def test_built_in_defaults_follow_the_family():
+    from neuralalchemy.cli_meta import defaults_for
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    assert load_config(base=defaults_for(None)) == load_config(root / "meta_cartpole.yaml")
+    acrobot = load_config(base=defaults_for("AcrobotTask-v1"), overrides=["env=AcrobotTask-v1"])
+    assert acrobot.encoder.ranges == []  # calibrated from the family's default task
