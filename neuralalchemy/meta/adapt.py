@@ -49,16 +49,11 @@ class Adaptation:
 
 def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
               noise_var: float | None, schedule: tuple[int, ...], eval_episodes: int,
-              seed: int, thompson: bool = True) -> Adaptation:
-    """Adapt from ``prior`` on ``task``, evaluating after every stage of ``schedule``."""
+              seed: int) -> Adaptation:
+    """Adapt from ``prior`` on ``task``, evaluating after every stage of ``schedule``
+    (exploration as ``exploration.thompson`` says: Thompson sampling by default)."""
     torch.set_num_threads(1)
     ctx = agent.context(task, seed=seed, num_envs=1, refit_every=10**7)
-    if not thompson:
-        ex = ctx.cfg.exploration
-        from dataclasses import replace
-
-        ctx = type(ctx)(replace(ctx.cfg, exploration=replace(ex, thompson=False)), ctx.info,
-                        ctx.network, ctx.encoder, ctx.trace_decay)
     blq = new_blq(ctx, prior, noise_var)
     returns, online, done = [], [], 0
     for k in sorted(set(schedule)):
