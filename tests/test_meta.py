@@ -223,11 +223,12 @@ def test_meta_commands_end_to_end(meta_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap: fitted-Q updates from a few episodes do not "
-                   "yet improve on the meta-prior's greedy return (see docs/meta-learning.md)")
 def test_adaptation_improves_over_the_prior(meta_runs):
+    """A small meta-training (4 tasks × 6,000 steps) gives a modest prior; ten episodes on a
+    held-out task must raise the greedy return above it, on average over the stages after 1, 2,
+    5 and 10 episodes (measured here: 169 before, 226 / 259 / 156 / 180 after)."""
     returns = meta_runs["adapt"]["returns"]
-    assert max(returns[1:]) > returns[0], returns
+    assert np.mean(returns[1:]) > returns[0], returns
 
 
 def test_meta_train_refuses_a_plain_env(tmp_path, capsys):
