@@ -340,7 +340,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     for name, value in data.items():
         key = prefix + name
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key + ".")
         else:
             kwargs[name] = _coerce(tp, value, key)
@@ -473,8 +473,8 @@ def describe() -> list[tuple[str, str, str]]:
         if not subfields:
             rows.append((f.name, repr(f.default), f.metadata.get("help", "")))
         for sub in subfields:
-            default = sub.default if sub.default is not dataclasses.MISSING \
-                else sub.default_factory()  # type: ignore[misc]
+            factory: Any = sub.default_factory
+            default = sub.default if sub.default is not dataclasses.MISSING else factory()
             rows.append((f"{f.name}.{sub.name}", repr(default), sub.metadata.get("help", "")))
     return rows
 

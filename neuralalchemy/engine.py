@@ -167,12 +167,13 @@ def split_by_delay(w: Any, delays: Any) -> list[Any]:
 def zero_state(ep: EngineParams, batch: int) -> LifState:
     """All-zero state for ``batch`` copies."""
     dtype = torch.int64 if ep.fixed else torch.float64
-    z = dict(device=ep.device)
+    dev = ep.device
     return LifState(
-        u=torch.zeros(batch, ep.n, dtype=dtype, **z), v=torch.zeros(batch, ep.n, dtype=dtype, **z),
-        s=torch.zeros(batch, ep.n, dtype=torch.bool, **z),
-        ref=torch.zeros(batch, ep.n, dtype=torch.int64, **z),
-        hist=torch.zeros(batch, len(ep.syn_rec) - 1, ep.n, dtype=torch.bool, **z),
+        u=torch.zeros(batch, ep.n, dtype=dtype, device=dev),
+        v=torch.zeros(batch, ep.n, dtype=dtype, device=dev),
+        s=torch.zeros(batch, ep.n, dtype=torch.bool, device=dev),
+        ref=torch.zeros(batch, ep.n, dtype=torch.int64, device=dev),
+        hist=torch.zeros(batch, len(ep.syn_rec) - 1, ep.n, dtype=torch.bool, device=dev),
     )
 
 

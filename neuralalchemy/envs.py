@@ -146,6 +146,7 @@ def calibrate_ranges(env_id: str, episodes: int, seed: int) -> np.ndarray:
             seen.append(obs)
             done = term or trunc
     space = env.observation_space
+    assert isinstance(space, gym.spaces.Box)  # env_info admits flat Box observations only
     env.close()
     data = np.asarray(seen, dtype=np.float64)
     lo, hi = np.percentile(data, 1, axis=0), np.percentile(data, 99, axis=0)
