@@ -19,10 +19,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.cli_meta import defaults_for  # noqa: E402
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.meta.continual import METHODS, run_sequence, scratch_curves  # noqa: E402
-from neuralalchemy.meta.core import build_agent, family_of, shared_normalisation  # noqa: E402
+from neuralalchemy.meta.core import (  # noqa: E402
+    build_agent,
+    defaults_for,  # noqa: E402
+    family_of,
+    shared_normalisation,
+)
 from neuralalchemy.meta.metatrain import broad_prior  # noqa: E402
 
 

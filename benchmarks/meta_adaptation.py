@@ -29,12 +29,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.cli_meta import defaults_for  # noqa: E402
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.learners.base import Readout  # noqa: E402
 from neuralalchemy.learners.blq import GaussianPrior  # noqa: E402
 from neuralalchemy.meta.adapt import SCHEDULE, adapt_blq  # noqa: E402
-from neuralalchemy.meta.core import agent_from_checkpoint  # noqa: E402
+from neuralalchemy.meta.core import (
+    agent_from_checkpoint,  # noqa: E402
+    defaults_for,  # noqa: E402
+)
 from neuralalchemy.meta.metatrain import broad_prior, meta_train  # noqa: E402
 from neuralalchemy.task_families import FAMILIES  # noqa: E402
 from neuralalchemy.train import evaluate_readout  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,3 +27,25 @@ def as_sparse(net: NetworkParams) -> NetworkParams:
         delays = w.copy()
         delays.data = np.asarray(net.delays)[rows, w.indices].astype(np.int64)
     return dataclasses.replace(net, w_rec=w, delays=delays)
+
+
+def reservoir_specs(max_size: int, **extra: Any) -> Any:
+    """Hypothesis strategy of random :class:`ReservoirConfig` specs (sizes 6..``max_size``):
+    the dynamics every equivalence test varies, plus ``extra`` field strategies."""
+    from hypothesis import strategies as st
+
+    from neuralalchemy.config import ReservoirConfig
+
+    return st.builds(
+        ReservoirConfig,
+        size=st.integers(6, max_size),
+        connectivity=st.floats(0.05, 0.6),
+        spectral_radius=st.floats(0.0, 4.0),
+        input_scale=st.floats(0.2, 60.0),
+        du=st.floats(0.0, 1.0),
+        dv=st.floats(0.0, 1.0),
+        bias=st.floats(-1.0, 1.5),
+        delay_max=st.sampled_from([0, 0, 2, 5]),
+        seed=st.integers(0, 2**31 - 1),
+        **extra,
+    )

@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from netcases import as_sparse, random_payloads
+from netcases import as_sparse, random_payloads, reservoir_specs
 
 from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
 from neuralalchemy.config import ReservoirConfig
@@ -70,21 +70,12 @@ def assert_open_loop_equal(net: NetworkParams, payloads: np.ndarray) -> bool:
 
 
 # ---------------------------------------------------------------- 1. open loop
-reservoirs = st.builds(
-    ReservoirConfig,
-    size=st.integers(6, 24),
-    connectivity=st.floats(0.05, 0.6),
-    spectral_radius=st.floats(0.0, 4.0),
-    input_scale=st.floats(0.2, 60.0),
-    du=st.floats(0.0, 1.0),
-    dv=st.floats(0.0, 1.0),
-    bias=st.floats(-1.0, 1.5),
-    delay_max=st.sampled_from([0, 0, 2, 5]),
+reservoirs = reservoir_specs(
+    24,
     excitatory_fraction=st.floats(0.0, 1.0),
     layers=st.integers(1, 3),
     feedback_scale=st.sampled_from([0.0, 0.5]),
     lateral_inhibition=st.sampled_from([0.0, 0.0, 1.5]),
-    seed=st.integers(0, 2**31 - 1),
 )
 
 

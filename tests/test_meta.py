@@ -255,7 +255,7 @@ def test_shipped_meta_configs_build_an_agent(name):
 
 
 def test_built_in_defaults_follow_the_family():
-    from neuralalchemy.cli_meta import defaults_for
+    from neuralalchemy.meta.core import defaults_for
 
     root = Path(__file__).resolve().parents[1] / "configs"
     assert load_config(base=defaults_for(None)) == load_config(root / "meta_cartpole.yaml")

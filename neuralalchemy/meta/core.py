@@ -25,6 +25,34 @@ from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.rollout import FeatureStats
 from neuralalchemy.vecfeatures import mean_std
 
+META_DEFAULTS: dict[str, Any] = {
+    "env": "CartPoleTask-v1",
+    "training": {"num_envs": 8, "gamma": 0.99, "refit_every": 250, "fitted_q_iterations": 10,
+                 "replay_size": 20000},
+}
+"""Built-in defaults of the meta commands when no config file is given: batched Bayesian linear
+Q on the CartPole family of Packer et al. (with :data:`FAMILY_DEFAULTS`, the same as
+``configs/meta_cartpole.yaml``), for ``alchemy meta-train``, ``adapt`` and ``continual`` without
+a config file."""
+
+_CARTPOLE = {"encoder": {"ranges": [[-2.4, 2.4], [-3.0, 3.0], [-0.21, 0.21], [-3.5, 3.5]]},
+             "exploration": {"shaping": "cartpole"}}
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "CartPoleTask-v1": _CARTPOLE, "CartPoleFlip-v1": _CARTPOLE}
+"""Per family: CartPole's failure bounds as encoder ranges and potential-based shaping toward the
+upright centre; other families calibrate their ranges and learn from the plain reward."""
+
+
+def defaults_for(env_id: str | None) -> dict[str, Any]:
+    """:data:`META_DEFAULTS` merged with the defaults of ``env_id``'s family."""
+    env = env_id or META_DEFAULTS["env"]
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v
+                           for k, v in META_DEFAULTS.items()}
+    for section, values in FAMILY_DEFAULTS.get(parse_env_spec(env)[0], {}).items():
+        out[section] = {**out.get(section, {}), **values}
+    return out
+
+
 PRIOR_KEYS = ("mean", "std", "factor", "mu_std", "tau", "feat_mean", "feat_std", "task_mean",
               "elbo", "pooled")
 

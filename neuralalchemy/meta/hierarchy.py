@@ -33,7 +33,6 @@ which :mod:`neuralalchemy.learners.blq` turns into a closed-form posterior from 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,9 +126,8 @@ def model(stats: SuffStats, hyper: HyperPrior) -> None:
 
 
 def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: int = 0,
-                  hyper: HyperPrior | None = None, particles: int = 1,
-                  on_step: Callable[[int, float], None] | None = None) -> HierarchyFit:
-    """Fit the model to ``stats`` with SVI (Adam, ``steps`` steps, ``particles`` ELBO samples)."""
+                  hyper: HyperPrior | None = None) -> HierarchyFit:
+    """Fit the model to ``stats`` with SVI (clipped Adam, ``steps`` steps, one ELBO sample)."""
     import pyro
     from pyro.infer import SVI, Trace_ELBO
     from pyro.infer.autoguide import AutoNormal, init_to_value
@@ -151,12 +149,10 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
                        init_scale=0.01)
     svi = SVI(lambda s: model(s, hyper), guide,
               ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
-              Trace_ELBO(num_particles=particles, vectorize_particles=particles > 1))
+              Trace_ELBO())
     elbo = np.empty(steps)
     for i in range(steps):
         elbo[i] = -svi.step(stats)
-        if on_step is not None:
-            on_step(i, float(elbo[i]))
     with torch.no_grad():
         med = guide.median(stats)
         mu_std = pyro.param("AutoNormal.scales.mu").detach()
