@@ -1,7 +1,10 @@
 """Export a compiled network as a NIR graph (https://neuroir.org).
 
 Graph: ``input → w_in (Linear) → reservoir (CubaLIF) → w_rec (Linear) → reservoir`` and
-``reservoir → readout (Affine) → output``. The discrete Lava dynamics
+``reservoir → readout (Affine) → output``. Recurrent synapses with an extra delay of ``d``
+timesteps (``network.delays``) go through their own branch ``reservoir → w_rec_d{d} (Linear) →
+delay_d{d} (Delay, d timesteps) → reservoir``; ``w_rec`` keeps the undelayed ones. The discrete
+Lava dynamics
 
     u ← u·(1 − du) + a,   v ← v·(1 − dv) + u + bias,   spike when v > vth, reset v to 0
 
@@ -17,9 +20,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from neuralalchemy.agent_io import DeployedAgent
 from neuralalchemy.network import NetworkParams, dequantize
+
+
+def _dense(w: object) -> np.ndarray:
+    """NIR has no sparse weights: CSR matrices are written out dense."""
+    return np.asarray(w.toarray() if sp.issparse(w) else w, dtype=np.float64)
+
+
+def _recurrent_split(net: NetworkParams) -> dict[int, np.ndarray]:
+    """Recurrent weights by extra delay: ``{d: W_d}`` with ``W_0 + W_1 + … = w_rec``."""
+    w = _dense(net.w_rec)
+    if net.delays is None:
+        return {0: w}
+    delays = _dense(net.delays).astype(np.int64)
+    return {int(d): np.where(delays == d, w, 0.0) for d in np.unique(delays[w != 0])} or {0: w}
 
 
 def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
@@ -34,6 +52,7 @@ def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
                       v_leak=np.asarray(net.bias, dtype=np.float64) / dv,
                       v_threshold=ones * net.vth, v_reset=np.zeros(n), w_in=ones / du,
                       metadata={"refractory_steps": int(net.refractory)})
+    rec = _recurrent_split(net)
     nodes = {
         "input": nir.Input(input_type={"input": np.array([c])},
                            metadata={"encoder_kind": agent.encoder.kind,
@@ -43,17 +62,23 @@ def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
                                      "action_low": agent.readout.action_low,
                                      "action_high": agent.readout.action_high,
                                      "trace_decay": agent.readout.trace_decay}),
-        "w_in": nir.Linear(weight=np.asarray(net.w_in, dtype=np.float64)),
+        "w_in": nir.Linear(weight=_dense(net.w_in)),
         "reservoir": lif,
-        "w_rec": nir.Linear(weight=np.asarray(net.w_rec, dtype=np.float64)),
+        "w_rec": nir.Linear(weight=rec.pop(0, np.zeros((n, n)))),
         "readout": nir.Affine(weight=agent.readout.w, bias=agent.readout.b),
         "output": nir.Output(output_type={"output": np.array([agent.readout.w.shape[0]])}),
     }
     edges = [("input", "w_in"), ("w_in", "reservoir"), ("reservoir", "w_rec"),
              ("w_rec", "reservoir"), ("reservoir", "readout"), ("readout", "output")]
+    for d, w in rec.items():
+        nodes[f"w_rec_d{d}"] = nir.Linear(weight=w)
+        nodes[f"delay_d{d}"] = nir.Delay(delay=np.full(n, float(d)))
+        edges += [("reservoir", f"w_rec_d{d}"), (f"w_rec_d{d}", f"delay_d{d}"),
+                  (f"delay_d{d}", "reservoir")]
     metadata = {
         "dt": 1.0, "time_unit": "timestep", "reset": "zero (v := 0 after a spike)",
-        "delay": "every Linear adds one timestep of delay (Lava Dense convention)",
+        "delay": "every Linear adds one timestep of delay (Lava Dense convention); a Delay node "
+                 "adds its delay in timesteps on top",
         "source_precision": agent.network.precision,  # type: ignore[attr-defined]
         "steps_per_obs": agent.steps_per_obs, "env_id": agent.env_id,
         "readout": "acts on spike counts summed over steps_per_obs timesteps",
@@ -68,6 +93,22 @@ def _uniform(values: np.ndarray, name: str) -> float:
         raise ValueError(f"NIR import: {name} differs between neurons; only uniform values map "
                          "to Lava's scalar LIF parameters")
     return float(arr[0]) if arr.size else 1.0
+
+
+def _recurrent_merge(nodes: dict) -> tuple[np.ndarray, np.ndarray | None]:
+    """``w_rec`` and the per-synapse delays from ``w_rec`` plus the ``w_rec_d{d}`` branches."""
+    w = np.array(nodes["w_rec"].weight, dtype=np.float64)
+    branches = sorted(int(name[len("w_rec_d"):]) for name in nodes if name.startswith("w_rec_d"))
+    if not branches:
+        return w, None
+    delays = np.zeros(w.shape, dtype=np.int64)
+    for d in branches:
+        wd = np.asarray(nodes[f"w_rec_d{d}"].weight, dtype=np.float64)
+        if np.any((wd != 0) & (w != 0)):
+            raise ValueError(f"NIR import: synapses appear in both w_rec and w_rec_d{d}")
+        w = w + wd
+        delays[wd != 0] = d
+    return w, delays
 
 
 def from_nir(path: Path) -> DeployedAgent:
@@ -94,10 +135,11 @@ def from_nir(path: Path) -> DeployedAgent:
     if not np.isclose(_uniform(lif.r, "r") * dv, 1.0):
         raise ValueError(f"{path}: CubaLIF r·dt/tau_mem must be 1 to map onto Lava's LIF")
     gain = np.asarray(lif.w_in, dtype=np.float64).ravel() * du
-    gain = np.broadcast_to(gain, (np.asarray(nodes["w_rec"].weight).shape[0],))
+    w_rec, delays = _recurrent_merge(nodes)
+    gain = np.broadcast_to(gain, (w_rec.shape[0],))
     net = NetworkParams(
         precision="float", w_in=gain[:, None] * np.asarray(nodes["w_in"].weight), w_in_exp=0,
-        w_rec=gain[:, None] * np.asarray(nodes["w_rec"].weight), w_rec_exp=0, du=du, dv=dv,
+        w_rec=gain[:, None] * w_rec, w_rec_exp=0, du=du, dv=dv, delays=delays,
         vth=_uniform(lif.v_threshold, "v_threshold"),
         bias=np.asarray(lif.v_leak, dtype=np.float64).ravel() * dv, bias_exp=0,
         refractory=int(lif.metadata.get("refractory_steps", 0)),
