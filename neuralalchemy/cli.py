@@ -135,10 +135,14 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
     res, quant = info["resources"], info["quantization"]
     if quant and "candidates" in quant:
         click.echo(f"quantized float -> fixed point: scale 2^{quant['chosen_scale_bits']} per "
-                   f"threshold, action agreement {100 * quant['action_agreement']:.2f} % over "
-                   f"{quant['steps_compared']} steps, spectral radius "
+                   f"threshold, {quant['readout']}, action agreement "
+                   f"{100 * quant['action_agreement']:.2f} % over {quant['steps_compared']} steps "
+                   f"({100 * (quant['action_agreement_heldout'] or 0):.2f} % on "
+                   f"{quant['heldout_steps']} held-out steps), spectral radius "
                    f"{quant['spectral_radius']['float']:.3f} -> "
-                   f"{quant['spectral_radius']['fixed']:.3f}")
+                   f"{quant['spectral_radius']['fixed']:.3f}; the float agent agrees "
+                   f"{100 * quant['float_sensitivity']['action_agreement']:.2f} % with itself "
+                   f"under 1e-4 relative weight noise")
     click.echo(f"artifact {folder}  ({res['neurons']} neurons, {res['synapses']:,} synapses, "
                f"{info['manifest']['precision']} precision)")
     if "placement" in res:
@@ -153,7 +157,7 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
 @cli.command()
 @click.argument("artifact", required=False, type=click.Path())
 @click.option("--backend", default="sim", show_default=True,
-              type=click.Choice(["sim", "torch", "loihi", "brian2"]),
+              type=click.Choice(["sim", "torch", "loihi", "brian2", "brian2-detailed"]),
               help="Engine that runs the network.")
 @click.option("--env", "env_id", default=None, help="Environment id (default: the artifact's).")
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True)

@@ -193,6 +193,12 @@ def test_float_agent_is_quantized_with_a_report(tmp_path):
     report = json.loads((art / "quantization.json").read_text())
     assert report["chosen_scale_bits"] in [c["scale_bits"] for c in report["candidates"]]
     assert 0.0 <= report["action_agreement"] <= 1.0
+    assert 0.0 <= report["action_agreement_heldout"] <= 1.0 and report["heldout_steps"] > 0
+    assert 0.0 <= report["float_sensitivity"]["action_agreement"] <= 1.0
+    best = max(c["action_agreement"] for c in report["candidates"])
+    assert report["action_agreement"] == best
+    assert all(c["action_agreement"] >= c["action_agreement_float_readout"]
+               for c in report["candidates"])
     assert json.loads((art / "manifest.json").read_text())["precision"] == "fixed"
     cpu = alchemy("compile", "--target", "cpu", "--out", str(tmp_path / "cpu"), cwd=tmp_path)
     assert cpu.returncode == 0

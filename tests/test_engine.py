@@ -207,3 +207,19 @@ def test_poisson_window_is_reproducible_and_binary():
     assert a.shape == (6, 10) and np.array_equal(a, b) and set(np.unique(a)) <= {0, 1}
     cur = make_encoder(np.array([[-1.0, 1.0]]), 5, 1.0, "current")
     assert np.array_equal(window(np.array([0.5]), cur, 255, 2, None)[0], [128, 0])
+
+
+def test_refit_readout_recovers_a_linear_teacher():
+    """The calibrated readout is ridge regression: a teacher that is linear in the features is
+    recovered (weights and bias) when the ridge is small."""
+    from neuralalchemy.agent_io import ReadoutParams
+    from neuralalchemy.compile.quantize import refit_readout
+
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, size=(400, 12)).astype(float)
+    w, b = rng.normal(size=(3, 12)), rng.normal(size=3)
+    start = ReadoutParams(w=np.zeros((3, 12)), b=np.zeros(3), trace_decay=0.0,
+                          action_low=np.zeros(0), action_high=np.zeros(0))
+    ro = refit_readout(start, x, x @ w.T + b, ridge=1e-9)
+    np.testing.assert_allclose(ro.w, w, atol=1e-5)
+    np.testing.assert_allclose(ro.b, b, atol=1e-5)
