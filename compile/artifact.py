@@ -31,6 +31,10 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
+REQUIRED_FILES = frozenset({"network.npz", "agent.npz"})
+"""Files every artifact has, whose hashes its manifest must list."""
+
+
 class ArtifactError(ValueError):
     """An artifact is missing, tampered with, truncated or too new; the message says which."""
 
@@ -53,8 +57,8 @@ def agent_arrays(agent: DeployedAgent) -> dict[str, np.ndarray]:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}  # our handle: closed on a damaged file
     except Exception as exc:  # any zip/npz failure is a damaged artifact
         raise ArtifactError(f"{path.name} in {path.parent} is unreadable "
                             f"({type(exc).__name__}); re-run `alchemy compile`") from None
@@ -81,7 +85,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def verify(folder: Path, manifest: dict[str, Any]) -> None:
     """Every file listed in the manifest exists and has its recorded SHA-256."""
-    for name, digest in sorted(manifest.get("files", {}).items()):
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not REQUIRED_FILES <= set(files):
+        raise ArtifactError(f"{folder}/{MANIFEST} does not list the hashes of "
+                            f"{', '.join(sorted(REQUIRED_FILES))}; re-run `alchemy compile`")
+    for name, digest in sorted(files.items()):
         path = folder / name
         if not path.is_file():
             raise ArtifactError(f"{folder} is missing {name}; re-run `alchemy compile`")
@@ -105,7 +113,7 @@ def load_artifact(folder: str | Path) -> tuple[DeployedAgent, dict[str, Any]]:
                            action_high=a["action_high"])
         agent = DeployedAgent(str(manifest["env_id"]), net, enc, ro,
                               int(manifest["steps_per_obs"]))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(f"{folder} is inconsistent ({exc}); re-run `alchemy compile`") \

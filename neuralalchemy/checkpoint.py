@@ -86,12 +86,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; train one with `alchemy train`")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}  # our handle: closed on a damaged file
         meta = json.loads(str(arrays["meta"]))
     except Exception as exc:  # zip, npz and JSON errors all mean a damaged file
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}); "
                               "re-run `alchemy train`") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a NeuralAlchemy checkpoint")
     version = meta.get("format_version")
     if meta.get("kind") != "neuralalchemy-checkpoint" or not isinstance(version, int):
         raise CheckpointError(f"{path} is not a NeuralAlchemy checkpoint")
@@ -107,6 +109,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                           feat_std=arrays["feat_std"], learner=meta.get("learner", {}),
                           bias=arrays.get("bias"),
                           extras={k[6:]: v for k, v in arrays.items() if k.startswith("extra.")})
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path} is incomplete or inconsistent ({exc}); "
                               "re-run `alchemy train`") from None

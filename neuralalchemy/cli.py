@@ -6,11 +6,14 @@ a backend that is not installed) print one line ``error: ...`` and exit with cod
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import json
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +89,23 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
     if out is not None:
         pre.append(f"out={out}")
     cfg = load_config(config_path, overrides=pre + extra)
-    result = train_api(cfg, steps=steps, progress=progress and sys.stdout.isatty())
+    with discard_failed_runs(Path(cfg.out) / "runs"):
+        result = train_api(cfg, steps=steps, progress=progress and sys.stdout.isatty())
     _print_summary(result.run_dir, result.summary)
+
+
+@contextlib.contextmanager
+def discard_failed_runs(runs: Path) -> Iterator[None]:
+    """Remove the run folders the block created when it fails before their first checkpoint
+    (a run that saved one stays: it can be resumed or compiled)."""
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        for folder in (set(runs.iterdir()) if runs.is_dir() else set()) - before:
+            if not (folder / "checkpoint.npz").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _print_summary(run_dir: Path, s: dict[str, Any]) -> None:
@@ -354,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ALCHEMY_DEBUG"):
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            message = ("no space left on device while writing; nothing was kept: free some "
+                       "space (or write elsewhere with --out) and run again")
         click.echo(f"error: {message}", err=True)
         return 2
     return code if isinstance(code, int) else 0

@@ -21,6 +21,85 @@ class EnvError(ValueError):
     """The environment id is unknown or the environment unsuitable; the message says which."""
 
 
+class ObservationError(EnvError):
+    """An environment produced an observation the agent cannot encode (NaN, infinite, or
+    outside the observation space it declares)."""
+
+
+OBS_TOLERANCE = 1e-5
+"""Relative slack on the declared bounds (float32 rounding of the environment's own clipping)."""
+
+
+def check_observation(obs: Any, space: gym.spaces.Box, env_id: str, when: str) -> None:
+    """Raise :class:`ObservationError` naming the first bad component of ``obs`` (any leading
+    batch axes allowed) when it is not finite or lies outside ``space``'s bounds."""
+    x = np.asarray(obs, dtype=np.float64)
+    finite = np.isfinite(x)
+    low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+    slack = OBS_TOLERANCE * np.maximum(1.0, np.abs(np.where(np.isfinite(low), low, 0.0)))
+    below = x < low - slack
+    above = x > high + OBS_TOLERANCE * np.maximum(1.0, np.abs(np.where(np.isfinite(high), high,
+                                                                         0.0)))
+    bad = ~finite | below | above
+    if not bad.any():
+        return
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
+    i, value = idx[-1], float(x[idx])
+    what = (f"is {value}" if not np.isfinite(value) else
+            f"= {value:.6g} is outside the declared bounds [{low[i]:.6g}, {high[i]:.6g}]")
+    raise ObservationError(
+        f"{env_id}: the observation {when} has component {i} that {what}; the agent cannot "
+        "encode it: fix the environment (or widen its observation_space)")
+
+
+class CheckedObservations(gym.Wrapper):  # type: ignore[type-arg]
+    """Raises :class:`ObservationError` on an observation that is not finite or out of the
+    declared Box (every reset and step)."""
+
+    def __init__(self, env: gym.Env, env_id: str) -> None:
+        super().__init__(env)
+        self._env_id = env_id
+        self._steps = 0
+
+    def reset(self, **kwargs: Any) -> Any:
+        obs, info = self.env.reset(**kwargs)
+        self._steps = 0
+        if isinstance(self.observation_space, gym.spaces.Box):
+            check_observation(obs, self.observation_space, self._env_id, "after reset")
+        return obs, info
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._steps += 1
+        if isinstance(self.observation_space, gym.spaces.Box):
+            check_observation(obs, self.observation_space, self._env_id,
+                              f"after step {self._steps}")
+        return obs, reward, terminated, truncated, info
+
+
+class CheckedVectorObservations(gym.vector.VectorWrapper):
+    """:class:`CheckedObservations` for a vector environment (all copies at once)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, env_id: str) -> None:
+        super().__init__(env)
+        self._env_id = env_id
+        self._space = env.single_observation_space
+
+    def _check(self, obs: Any, when: str) -> None:
+        if isinstance(self._space, gym.spaces.Box):
+            check_observation(obs, self._space, self._env_id, when)
+
+    def reset(self, **kwargs: Any) -> Any:
+        obs, info = self.env.reset(**kwargs)
+        self._check(obs, "after reset")
+        return obs, info
+
+    def step(self, actions: Any) -> Any:
+        out = self.env.step(actions)
+        self._check(out[0], "after a step")
+        return out
+
+
 @dataclass(frozen=True)
 class EnvInfo:
     """What the agent needs to know about an environment."""
@@ -79,7 +158,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     spec = env_id
     env_id, task_kwargs = _env_kwargs(spec)
     try:
-        return gym.make(env_id, **task_kwargs, **kwargs)
+        return CheckedObservations(gym.make(env_id, **task_kwargs, **kwargs), spec)
     except (TypeError, ValueError) as exc:
         if not task_kwargs:
             raise
@@ -116,14 +195,17 @@ def env_info(env_id: str) -> EnvInfo:
 def make_vec(env_id: str, n: int, **vector_kwargs: Any) -> gym.vector.VectorEnv:
     """``n`` copies of an env spec stepping together, numpy-vectorised where the environment
     offers it (and no ``vector_kwargs`` or task parameters are asked for)."""
-    env_id, task_kwargs = _env_kwargs(env_id)
+    spec = env_id
+    env_id, task_kwargs = _env_kwargs(spec)
     if not task_kwargs and not vector_kwargs:
         try:
-            return gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+            return CheckedVectorObservations(
+                gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point"), spec)
         except (gym.error.Error, ValueError, TypeError, AttributeError):
             pass
-    return gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", vector_kwargs=vector_kwargs,
-                        **task_kwargs)
+    return CheckedVectorObservations(
+        gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", vector_kwargs=vector_kwargs,
+                     **task_kwargs), spec)
 
 
 def calibrate_ranges(env_id: str, episodes: int, seed: int) -> np.ndarray:

@@ -271,9 +271,14 @@ def _play_episode(loop: ty.Any, res: LavaReservoir, i: int, seed: int,
     run_end = time.perf_counter()
     done, ret, length, spikes, error_chars = loop.stats.get()
     if error_chars:
-        codes = loop.error.get()[: int(error_chars)].astype(np.uint8)
-        raise RuntimeError(f"EnvLoop failed in episode {i} (seed {seed}):\n"
-                           + codes.tobytes().decode("ascii"))
+        from neuralalchemy.sim.lava.process import OBSERVATION_ERROR
+
+        text = loop.error.get()[: int(error_chars)].astype(np.uint8).tobytes().decode("ascii")
+        if text.startswith(OBSERVATION_ERROR):
+            from neuralalchemy.envs import ObservationError
+
+            raise ObservationError(text[len(OBSERVATION_ERROR):])
+        raise RuntimeError(f"EnvLoop failed in episode {i} (seed {seed}):\n{text}")
     if int(done) != i + 1:
         raise RuntimeError(f"EnvLoop reports {int(done)} episodes done, expected {i + 1}")
     actions = loop.actions.get()[: int(length)]

@@ -8,55 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ALCHEMY = str(Path(sys.executable).parent / "alchemy")
-TINY = ["--set", "reservoir.size=32", "--set", "training.eval_episodes=4", "--steps", "400",
-        "--set", "encoder.calibration_episodes=2"]
-
-
-def alchemy(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RESERVOIR_", "ALCHEMY_"))}
-    full_env.update(env or {})
-    return subprocess.run([ALCHEMY, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=full_env)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert fragment in lines[0]
-    assert "Traceback" not in proc.stderr
-
-
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    assert alchemy("train", "--no-progress", *TINY, cwd=root).returncode == 0
-    proc = alchemy("compile", "--target", "loihi", cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    return next((root / "experiments" / "artifacts").iterdir())
-
-
-@pytest.mark.parametrize("args, fragment", [
-    (["train", "--set", "reservoir.size=abc"], "reservoir.size: expected an integer"),
-    (["train", "--set", "reservoir.bogus=1"], "reservoir.bogus: unknown key"),
-    (["train", "--env", "NoSuchEnv-v0"], "unknown environment id 'NoSuchEnv-v0'"),
-    (["train", "--config", "missing.yaml"], "not found"),
-    (["compile"], "no trained run"),
-    (["run"], "no artifact"),
-])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, fragment):
-    assert_one_line_error(alchemy(*args, cwd=tmp_path), fragment)
-    assert not (tmp_path / "experiments" / "runs").exists() or not any(
-        (tmp_path / "experiments" / "runs").iterdir())
-
-
-def test_env_var_error_names_the_key(tmp_path):
-    proc = alchemy("train", cwd=tmp_path, env={"RESERVOIR_SIZE": "-3"})
-    assert_one_line_error(proc, "reservoir.size: -3 is out of range")
+from clihelp import TINY, alchemy, assert_one_line_error
 
 
 def test_unknown_target(tiny_artifact, tmp_path):
@@ -68,30 +20,6 @@ def test_unknown_target(tiny_artifact, tmp_path):
 def test_loihi_backend_explains_what_is_missing(tiny_artifact, tmp_path):
     proc = alchemy("run", str(tiny_artifact), "--backend", "loihi", cwd=tmp_path)
     assert_one_line_error(proc, "lava-loihi")
-
-
-def test_tampered_artifact_is_refused(tiny_artifact, tmp_path):
-    import shutil
-
-    bad = tmp_path / "bad"
-    shutil.copytree(tiny_artifact, bad)
-    data = bytearray((bad / "network.npz").read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (bad / "network.npz").write_bytes(bytes(data))
-    proc = alchemy("run", str(bad), "--backend", "torch", cwd=tmp_path)
-    assert_one_line_error(proc, "does not match its hash")
-
-
-def test_newer_artifact_version_is_refused(tiny_artifact, tmp_path):
-    import shutil
-
-    new = tmp_path / "new"
-    shutil.copytree(tiny_artifact, new)
-    manifest = json.loads((new / "manifest.json").read_text())
-    manifest["format_version"] = 99
-    (new / "manifest.json").write_text(json.dumps(manifest))
-    assert_one_line_error(alchemy("run", str(new), "--backend", "torch", cwd=tmp_path),
-                          "newer than this NeuralAlchemy reads")
 
 
 def test_run_torch_json(tiny_artifact, tmp_path):

@@ -178,7 +178,8 @@ def test_blq_refuses_a_prior_of_another_shape():
 @pytest.fixture(scope="module")
 def meta_runs(tmp_path_factory):
     """meta-train on a few CartPole tasks, adapt to a held-out task, continual, prior show, and
-    compile + run the adapted agent like any other; returns the run summaries."""
+    compile + run (torch and Lava) + crosscheck the adapted agent like any other; returns the
+    run summaries."""
     import os
 
     root = tmp_path_factory.mktemp("meta")
@@ -196,6 +197,9 @@ def meta_runs(tmp_path_factory):
         adapted = next(runs.glob("*adapt-cartpole"))
         codes["compile"] = main(["compile", str(adapted), "--target", "loihi2"])
         codes["run"] = main(["run", "--backend", "torch", "--episodes", "2"])
+        codes["run sim"] = main(["run", "--backend", "sim", "--episodes", "1"])
+        codes["crosscheck"] = main(["crosscheck", "--backends", "torch,sim", "--episodes", "1",
+                                    "--spike-steps", "200"])
         codes["continual"] = main(["continual", "--no-progress",
                                    "--set", "meta.continual_tasks=2",
                                    "--set", "meta.continual_steps=1000",

@@ -22,7 +22,7 @@ from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIFRefractory
 
 from neuralalchemy.agent_io import act, episode_rng, update_features, window
-from neuralalchemy.sim.lava.process import ERROR_CHARS, EnvLoop, PayloadPlayer
+from neuralalchemy.sim.lava.process import ERROR_CHARS, OBSERVATION_ERROR, EnvLoop, PayloadPlayer
 
 
 # ---------------------------------------------------------------- the environment loop
@@ -65,8 +65,11 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
         s = self.s_in.recv()
         try:
             self._advance(s)
-        except Exception:  # noqa: BLE001 - raising here would deadlock Lava: report instead
-            self._fail(traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 - raising here would deadlock Lava: report
+            if type(exc).__name__ == "ObservationError":  # a user-facing one-line error
+                self._fail(OBSERVATION_ERROR + str(exc))
+            else:
+                self._fail(traceback.format_exc())
         self.x_out.send(self.inputs[self.window] if self.in_episode else self.zeros)
 
     def _advance(self, s: np.ndarray) -> None:

@@ -32,6 +32,10 @@ in :attr:`EnvLoop.error` (0 when the model raised nothing)."""
 ERROR_CHARS = 2000
 """Characters of a model-side traceback kept in :attr:`EnvLoop.error`."""
 
+OBSERVATION_ERROR = "ObservationError: "
+"""Prefix of :attr:`EnvLoop.error` when the environment produced an observation the agent cannot
+encode; the rest is the one-line message (no traceback), raised again on the host."""
+
 
 class EnvLoop(AbstractProcess):
     """The environment side of the closed loop: receives spikes, sends encoded observations.
