@@ -83,6 +83,12 @@ class MetricsLog:
         self._fh.close()
 
 
+def write_metrics(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write a whole metrics file at once (atomically): runs whose records exist only at the
+    end (meta-training, adaptation, continual learning) use the same JSONL format."""
+    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All records of a metrics file (a torn last line is skipped)."""
     out: list[dict[str, Any]] = []

@@ -46,16 +46,14 @@ Learning", Table 1: each parameter has a *within* range ``R = [lo, hi)`` holding
 and an outer range ``[outer_lo, outer_hi)``; the *extreme* shell is
 ``E = [outer_lo, lo) ∪ [hi, outer_hi)``.
 
-====================  ===========  ===============  ==================================
-family / parameter    default      R                E
-====================  ===========  ===============  ==================================
-CartPole force_mag    10           [5, 15)          [1, 5) ∪ [15, 20)
-CartPole length       0.5          [0.25, 0.75)     [0.05, 0.25) ∪ [0.75, 1.0)
-CartPole masspole     0.1          [0.05, 0.5)      [0.01, 0.05) ∪ [0.5, 1.0)
-Acrobot length, mass,
-inertia; Pendulum
-length, mass          1            [0.75, 1.25)     [0.5, 0.75) ∪ [1.25, 1.5)
-====================  ===========  ===============  ==================================
+==============================  =======  ============  ==========================
+family / parameter              default  R             E
+==============================  =======  ============  ==========================
+CartPole force_mag              10       [5, 15)       [1, 5) ∪ [15, 20)
+CartPole length                 0.5      [0.25, 0.75)  [0.05, 0.25) ∪ [0.75, 1.0)
+CartPole masspole               0.1      [0.05, 0.5)   [0.01, 0.05) ∪ [0.5, 1.0)
+Acrobot l, m, I; Pendulum l, m  1        [0.75, 1.25)  [0.5, 0.75) ∪ [1.25, 1.5)
+==============================  =======  ============  ==========================
 
 * ``"train"`` and ``"within"`` partition the within box ``R₁ × … × R_k`` as a checkerboard: each
   ``R_i`` is cut into ``bins`` (even) equal bins, and a point whose bin indices sum to an even

@@ -25,6 +25,7 @@ from neuralalchemy.meta.hierarchy import (
     pooled_readout,
     suff_stats,
 )
+from neuralalchemy.records import read_metrics
 
 # ---------------------------------------------------------------- hierarchy
 
@@ -224,6 +225,12 @@ def test_meta_commands_end_to_end(meta_runs):
     c = meta_runs["continual"]
     assert set(c) >= {"average_performance", "forgetting", "forward_transfer"}
     assert (next(runs.glob("*continual-cartpole")) / "continual.png").is_file()
+    for kind in ("meta", "adapt", "continual"):  # every run folder is a complete record
+        folder = next(runs.glob(f"*{kind}-cartpole"))
+        for name in ("config.yaml", "provenance.json", "metrics.jsonl", "checkpoint.npz"):
+            assert (folder / name).is_file(), (kind, name)
+    records = read_metrics(next(runs.glob("*meta-cartpole")) / "metrics.jsonl")
+    assert sum(r["kind"] == "task" for r in records) == 4
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ import torch
 from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.blq import Blq, GaussianPrior
 from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, save_agent
-from neuralalchemy.records import new_run_dir
+from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 from neuralalchemy.train import evaluate_readout
 
 SCHEDULE = (0, 1, 2, 5, 10)
@@ -116,7 +116,13 @@ def adapt(agent: Agent, prior: MetaPrior, task: dict[str, float] | None, episode
     run_dir = new_run_dir(out / "runs", f"adapt-{prior.info.get('family', 'task')}")
     learner = {"algorithm": "blq-adapted", "episodes": episodes,
                "env_steps": int(run.learner.env_steps)}
+    write_provenance(run_dir, agent.cfg, {"kind": "adapt", "task": task, "seed": seed})
     save_agent(run_dir, agent.checkpoint(task, ro, learner, prior.to_extras()))
+    write_metrics(run_dir / "metrics.jsonl", [
+        *({"kind": "stage", "episodes": k, "eval_mean": float(r)}
+          for k, r in zip(run.episodes, run.returns)),
+        *({"kind": "episode", "episode": i + 1, "return": float(r)}
+          for i, r in enumerate(run.online))])
     _plot(run, run_dir / "adaptation.png", ctx.info.env_id, ctx.info.reward_threshold)
     summary = {"env": ctx.info.env_id, "task": task, **run.summary(), "calibration": calib,
                "env_steps": int(run.learner.env_steps),

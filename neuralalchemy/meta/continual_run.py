@@ -16,7 +16,7 @@ from neuralalchemy.learners.base import Readout
 from neuralalchemy.meta.continual import METHODS, SequenceRun, run_sequence, scratch_curves, summary
 from neuralalchemy.meta.core import build_agent, family_of, save_agent, shared_normalisation
 from neuralalchemy.meta.metatrain import broad_prior
-from neuralalchemy.records import new_run_dir, write_provenance
+from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 
 
 def method_of(cfg: Config, method: str) -> str:
@@ -62,6 +62,9 @@ def continual(cfg: Config, method: str = "config", progress: bool = True,
     ro = Readout(last[:, :-1].copy(), last[:, -1].copy(), feat[0], feat[1])
     learner = {"algorithm": f"blq-continual-{method}", "tasks": len(tasks)}
     save_agent(run_dir, agent.checkpoint(tasks[-1], ro, learner))
+    write_metrics(run_dir / "metrics.jsonl", [
+        {"kind": "after_task", "task": i, "performance": [float(v) for v in row]}
+        for i, row in enumerate(run.perf)])
     _plot(run, ref, run_dir / "continual.png", family.name)
     result["checkpoint"] = "checkpoint.npz"
     atomic_write_json(run_dir / "summary.json", result)

@@ -43,7 +43,7 @@ from neuralalchemy.meta.hierarchy import (
     pooled_readout,
     suff_stats,
 )
-from neuralalchemy.records import new_run_dir, write_provenance
+from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 from neuralalchemy.train import evaluate_readout
 
 
@@ -163,6 +163,10 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
                "env_steps": int(sum(f.env_steps for f in fits))}
     save_agent(run_dir, agent.checkpoint(None, ro, learner, meta_prior.to_extras()))
     save_stats(run_dir / STATS_NAME, stats)
+    write_metrics(run_dir / "metrics.jsonl", [
+        *({"kind": "task", "task": f.task, "eval_return": f.eval_return,
+           "env_steps": f.env_steps, "noise_var": f.noise_var} for f in fits),
+        *({"kind": "svi", "step": i + 1, "elbo": float(e)} for i, e in enumerate(fit.elbo))])
     _plot_elbo(fit.elbo, run_dir / "elbo.png", family.name)
     summary = {"family": family.name, "env": family.env_id, "train_tasks": len(tasks),
                "task_returns": [round(f.eval_return, 2) for f in fits],
