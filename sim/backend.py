@@ -61,8 +61,16 @@ def _brian2(agent: DeployedAgent, seeds: Sequence[int]) -> list[EpisodeRecord]:
     return play(agent, seeds)
 
 
-BACKENDS: dict[str, PlayFn] = {"torch": _torch, "sim": _sim, "loihi": _loihi, "brian2": _brian2}
-"""Backend name -> play function (imports its engine lazily)."""
+def _brian2_detailed(agent: DeployedAgent, seeds: Sequence[int]) -> list[EpisodeRecord]:
+    from neuralalchemy.sim.brian2_backend import play
+    return play(agent, seeds, mode="detailed")
+
+
+BACKENDS: dict[str, PlayFn] = {"torch": _torch, "sim": _sim, "loihi": _loihi, "brian2": _brian2,
+                               "brian2-detailed": _brian2_detailed}
+"""Backend name -> play function (imports its engine lazily). ``brian2-detailed`` plays the
+continuous-time model (Brian2 mode ``detailed``), a different neuron rather than an engine of the
+same one."""
 
 
 def get_backend(name: str) -> PlayFn:

@@ -24,7 +24,9 @@ a spike at ``t`` reaches its target at ``t + 1 + d``. In fixed point each ``acc_
 projection's integer sum of one sending step, shifted by the exponent on its own (Lava's
 ``DelayDense`` shifts each delay slot's sum), floor division for negative exponents.
 
-Further modes (a biologically detailed model) register in :data:`MODES`.
+Modes ``detailed`` and ``detailed-cond`` (:mod:`neuralalchemy.sim.brian2_detailed`) run the
+same network as continuous-time ODEs on a finer clock, to measure how far a biologically detailed
+neuron is from the chip's discrete one.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class ModelCode:
     ``neuron_eqs`` declares the neuron variables; ``shared`` gives the values of its
     ``(shared, constant)`` parameters and ``per_neuron`` the per-neuron constants; ``update`` is
     the run_regularly code of each timestep; ``dtype`` the numpy type of integer/weight
-    variables (int64 in fixed point).
+    variables (int64 in fixed point); ``objects`` builds the Brian2 objects
+    (``(b2, network, code, target, rec) -> Brian2Reservoir``; None: the exact mode's).
     """
 
     neuron_eqs: str
@@ -76,6 +79,7 @@ class ModelCode:
     shared: dict[str, ty.Any]
     per_neuron: dict[str, np.ndarray]
     delays: tuple[int, ...]  # the extra delays that have synapses (one Synapses object each)
+    objects: Callable[..., Brian2Reservoir] | None = None
 
 
 def _refractory_lines(network: NetworkParams, value_expr: str) -> list[str]:
@@ -159,9 +163,22 @@ def _exact(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
     return (_exact_fixed if network.precision == "fixed" else _exact_float)(network, slots)
 
 
-MODES: dict[str, Callable[[NetworkParams, tuple[int, ...]], ModelCode]] = {"exact": _exact}
+def _detailed(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
+    from neuralalchemy.sim.brian2_detailed import detailed_mode
+    return detailed_mode()(network, slots)
+
+
+def _detailed_cond(network: NetworkParams, slots: tuple[int, ...]) -> ModelCode:
+    from neuralalchemy.sim.brian2_detailed import detailed_mode
+    return detailed_mode(synapse="conductance")(network, slots)
+
+
+MODES: dict[str, Callable[[NetworkParams, tuple[int, ...]], ModelCode]] = {
+    "exact": _exact, "detailed": _detailed, "detailed-cond": _detailed_cond}
 """Mode name -> model builder, given the network and the extra delays that have synapses.
-``exact``: Lava's discrete dynamics (the reference engine's)."""
+``exact``: Lava's discrete dynamics (the reference engine's); ``detailed``: continuous-time LIF
+with current-based exponential synapses, ``detailed-cond``: conductance-based
+(:mod:`neuralalchemy.sim.brian2_detailed`)."""
 
 
 # ---------------------------------------------------------------- Brian2 set-up
@@ -296,7 +313,8 @@ class Brian2Reservoir:
         self.net.add(feed, mon)
         self._execute(steps, {"stim": stim})
         raster = np.zeros((steps, n), dtype=bool)
-        t_idx = np.rint(np.asarray(mon.t[:] / b2.ms)).astype(np.int64)
+        # timestep of each spike: a substep's start time t_s lies in [k, k + 1) ms
+        t_idx = np.floor(np.asarray(mon.t[:] / b2.ms) + 1e-6).astype(np.int64)
         raster[t_idx, np.asarray(mon.i[:])] = True
         self._drop_scratch()
         return raster
@@ -380,7 +398,7 @@ def build(network: NetworkParams, target: str = "cython", *, mode: str = "exact"
         slots = (0,) if rec[2].size else ()
     code = make_code(network, slots)
     with _prefs(target):
-        res = _make_objects(b2, network, code, target, rec)
+        res = (code.objects or _make_objects)(b2, network, code, target, rec)
     res.directory = directory
     return res
 
