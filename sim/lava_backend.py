@@ -138,7 +138,8 @@ def _recurrent_connection(network: NetworkParams) -> ty.Any:
     return (DelaySparse if sparse else DelayDense)(delays=delays, max_delay=top, **kw)
 
 
-def build_reservoir(network: NetworkParams, hardware: bool = False) -> LavaReservoir:
+def build_reservoir(network: NetworkParams, hardware: bool = False,
+                    input_dense: bool = True) -> LavaReservoir:
     """Lava processes of a :class:`NetworkParams` (no input connected yet).
 
     Fixed point passes Lava's integer formats unchanged (the weights already obey Lava's
@@ -168,10 +169,12 @@ def build_reservoir(network: NetworkParams, hardware: bool = False) -> LavaReser
         bits = 0
     else:
         bits = FIXED_MESSAGE_BITS if fixed else FLOAT_MESSAGE_BITS
-    dense_in = Dense(weights=np.asarray(network.w_in, dtype=np.int32 if fixed else np.float64),
-                     weight_exp=int(network.w_in_exp), num_message_bits=bits)
     rec = _recurrent_connection(network)
-    dense_in.a_out.connect(lif.a_in)
+    dense_in = None
+    if input_dense:
+        dense_in = Dense(weights=np.asarray(network.w_in, dtype=np.int32 if fixed else np.float64),
+                         weight_exp=int(network.w_in_exp), num_message_bits=bits)
+        dense_in.a_out.connect(lif.a_in)
     lif.s_out.connect(rec.s_in)
     rec.a_out.connect(lif.a_in)
     return LavaReservoir(lif=lif, dense_in=dense_in, rec=rec)
@@ -227,15 +230,22 @@ def play(agent: DeployedAgent, seeds: Sequence[int], hardware: bool = False, *,
     seeds = [int(s) for s in seeds]
     if not seeds:
         return []
-    from neuralalchemy.sim.lava.process import EnvLoop
+    from neuralalchemy.sim.lava.process import EnvLoop, FusedEnvLoop
 
     network: NetworkParams = agent.network  # type: ignore[assignment]
     limit, discrete, action_dim = _episode_limit(agent.env_id, max_steps)
-    res = build_reservoir(network, hardware)
-    loop = EnvLoop(env_id=agent.env_id, encoder=agent.encoder, readout=agent.readout,
-                   steps_per_obs=agent.steps_per_obs, payload_levels=network.payload_levels,
-                   n_neurons=network.size, seeds=seeds, max_steps=limit, action_dim=action_dim)
-    loop.x_out.connect(res.dense_in.s_in)
+    res = build_reservoir(network, hardware, input_dense=hardware)
+    common = dict(env_id=agent.env_id, encoder=agent.encoder, readout=agent.readout,
+                  steps_per_obs=agent.steps_per_obs, payload_levels=network.payload_levels,
+                  n_neurons=network.size, seeds=seeds, max_steps=limit, action_dim=action_dim)
+    if hardware:  # the host process feeds the chip through the input Dense
+        loop = EnvLoop(**common)
+        loop.x_out.connect(res.dense_in.s_in)
+    else:  # on the CPU the loop does the input Dense's arithmetic itself: one process fewer
+        loop = FusedEnvLoop(w_in=np.asarray(network.w_in, dtype=np.int32 if network.precision ==
+                                            "fixed" else np.float64),
+                            w_in_exp=int(network.w_in_exp), **common)
+        loop.a_out.connect(res.lif.a_in)
     res.lif.s_out.connect(loop.s_in)
     records: list[EpisodeRecord] = []
     try:

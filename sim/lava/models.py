@@ -22,7 +22,13 @@ from lava.proc.lif.models import AbstractPyLifModelFixed
 from lava.proc.lif.process import LIFRefractory
 
 from neuralalchemy.agent_io import act, episode_rng, update_features, window
-from neuralalchemy.sim.lava.process import ERROR_CHARS, OBSERVATION_ERROR, EnvLoop, PayloadPlayer
+from neuralalchemy.sim.lava.process import (
+    ERROR_CHARS,
+    OBSERVATION_ERROR,
+    EnvLoop,
+    FusedEnvLoop,
+    PayloadPlayer,
+)
 
 
 # ---------------------------------------------------------------- the environment loop
@@ -62,6 +68,11 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
         self.spike_total = 0
 
     def run_spk(self) -> None:
+        self._receive()
+        self.x_out.send(self._payload())
+
+    def _receive(self) -> None:
+        """Take this timestep's spikes and advance the episode (errors reported, never raised)."""
         s = self.s_in.recv()
         try:
             self._advance(s)
@@ -70,7 +81,10 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
                 self._fail(OBSERVATION_ERROR + str(exc))
             else:
                 self._fail(traceback.format_exc())
-        self.x_out.send(self.inputs[self.window] if self.in_episode else self.zeros)
+
+    def _payload(self) -> np.ndarray:
+        """The input of this timestep (zeros between episodes)."""
+        return self.inputs[self.window] if self.in_episode else self.zeros
 
     def _advance(self, s: np.ndarray) -> None:
         if not self.in_episode:
@@ -159,6 +173,81 @@ class PyEnvLoopModelFloat(AbstractPyEnvLoopModel):
 
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+
+# ---------------------------------------------------------------- the fused input connection
+class _FusedInput:
+    """:class:`~neuralalchemy.sim.lava.process.FusedEnvLoop`: ``Dense``'s work inside the loop.
+
+    Send the buffered input first (as ``Dense`` does), then receive the spikes and buffer the
+    input of this timestep's payload for the next one."""
+
+    a_buff: np.ndarray
+    proc_params: ty.Any
+    fixed: bool
+
+    def _setup_weights(self, fixed: bool) -> None:
+        w = np.asarray(self.proc_params["w_in"])
+        self.binary_in = int(self.proc_params["payload_levels"]) == 1
+        self.exp = int(self.proc_params["w_in_exp"])
+        if fixed:
+            from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+            mode = determine_sign_mode(w)
+            w = truncate_weights(clip_weights(w, mode, num_bits=8), mode, 8)
+        self.w_in = w
+
+    def _synaptic(self, x: np.ndarray) -> np.ndarray:
+        if self.binary_in:
+            a = self.w_in[:, x.astype(bool)].sum(axis=1)
+        else:  # integer payloads in fixed point (the between-episode zeros are floats)
+            a = self.w_in.dot(x.astype(np.int64) if self.fixed else x)
+        if not self.fixed:
+            return a
+        return np.left_shift(a, self.exp) if self.exp > 0 else np.right_shift(a, -self.exp)
+
+    def run_spk(self) -> None:
+        self.a_out.send(self.a_buff)  # type: ignore[attr-defined]
+        self._receive()  # type: ignore[attr-defined]
+        try:
+            self.a_buff = self._synaptic(self._payload())  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - raising here would deadlock Lava: report instead
+            self._fail(traceback.format_exc())  # type: ignore[attr-defined]
+            self.a_buff = np.zeros_like(self.a_buff)
+
+
+@implements(proc=FusedEnvLoop, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt", "bit_accurate_loihi")
+class PyFusedEnvLoopModelFixed(_FusedInput, AbstractPyEnvLoopModel):
+    """Fixed point: ``Dense``'s bit-accurate input arithmetic, int32 on the wire."""
+
+    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=8)  # unconnected
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=16)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+
+    def __init__(self, proc_params: ty.Any) -> None:
+        super().__init__(proc_params)
+        self.fixed = True
+        self._setup_weights(fixed=True)
+
+
+@implements(proc=FusedEnvLoop, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFusedEnvLoopModelFloat(_FusedInput, AbstractPyEnvLoopModel):
+    """Float: ``W·x`` in float64."""
+
+    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)  # unconnected
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params: ty.Any) -> None:
+        super().__init__(proc_params)
+        self.fixed = False
+        self._setup_weights(fixed=False)
 
 
 # ---------------------------------------------------------------- open-loop player

@@ -11,7 +11,9 @@ Graph (one episode is one ``run``)::
 
 The reservoir is Lava's own ``LIF`` (``LIFRefractory`` when ``refractory > 0``) with two ``Dense``;
 only :class:`EnvLoop` (the Gymnasium environment, the encoder and the readout) is ours, and it runs
-as a host (CPU) process on every target. :class:`PayloadPlayer` drives the same network open loop
+as a host (CPU) process on every target. On the CPU simulator :class:`FusedEnvLoop` does the input
+``Dense``'s arithmetic itself and feeds ``LIF.a_in`` directly (one Lava process fewer per
+timestep, same spikes bit for bit); the Loihi graph keeps the ``Dense``. :class:`PayloadPlayer` drives the same network open loop
 with a given payload sequence and records its spikes (the equivalence tests).
 """
 
@@ -91,6 +93,31 @@ class EnvLoop(AbstractProcess):
         self.stats = Var(shape=(len(STATS_FIELDS),), init=0)
         self.actions = Var(shape=(int(max_steps), int(action_dim)), init=0)
         self.error = Var(shape=(ERROR_CHARS,), init=0)
+
+
+class FusedEnvLoop(EnvLoop):
+    """:class:`EnvLoop` that also does the input connection's work: it sends the reservoir's
+    synaptic input ``a_out`` (N,) itself instead of the payload, one process fewer per timestep
+    on the CPU simulator (each Lava process costs a message round per timestep).
+
+    The arithmetic is Lava's ``Dense`` (its bit-accurate model in fixed point: weights clipped and
+    truncated as ``Dense`` does, ``(W·x) << exp``, or ``>> −exp``; graded payloads as ``W·x``,
+    binary spikes as the column sum) with ``Dense``'s one-timestep buffer: the input computed
+    from timestep ``t``'s payload is sent at ``t + 1``. ``x_out`` stays unconnected. CPU only (a
+    host process cannot feed a neurocore's ``a_in`` directly): Loihi runs keep the ``Dense``.
+
+    Extra parameters: ``w_in`` (N, C) and ``w_in_exp`` of the input connection.
+
+    Vars: ``a_buff`` (N,), the buffered input (zeroed with the reservoir between episodes).
+    """
+
+    def __init__(self, *, w_in: np.ndarray, w_in_exp: int, **kwargs: ty.Any) -> None:
+        w_in = np.asarray(w_in)
+        super().__init__(**kwargs)
+        self.proc_params.overwrite("w_in", w_in)
+        self.proc_params.overwrite("w_in_exp", int(w_in_exp))
+        self.a_out = OutPort(shape=(w_in.shape[0],))
+        self.a_buff = Var(shape=(w_in.shape[0],), init=0)
 
 
 class PayloadPlayer(AbstractProcess):
