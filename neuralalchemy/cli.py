@@ -74,12 +74,28 @@ def cli() -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Budget of environment steps.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--resume", "resume_run", type=click.Path(), default=None, metavar="RUN",
+              help="Continue the killed run folder RUN from its train_state.npz, with its own "
+                   "config and budget; it ends as the uninterrupted run would have.")
+@click.option("--state-every", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Also save the training state every N updates (default 0: at each "
+                   "evaluation only).")
 def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
-          out: str | None, seed: int | None, steps: int | None, progress: bool) -> None:
+          out: str | None, seed: int | None, steps: int | None, progress: bool,
+          resume_run: str | None, state_every: int | None) -> None:
     """Train a spiking-reservoir agent; writes a run folder under OUT/runs."""
     from neuralalchemy.config import load_config
+    from neuralalchemy.train import resume as resume_api
     from neuralalchemy.train import train as train_api
 
+    show = progress and sys.stdout.isatty()
+    if resume_run is not None:
+        if env_id or config_path or overrides or out or seed is not None or steps:
+            raise UserError("--resume continues RUN with its own config and budget: drop "
+                            "--env, --config, --set, --out, --seed and --steps")
+        result = resume_api(Path(resume_run), progress=show, state_every=state_every)
+        _print_summary(result.run_dir, result.summary)
+        return
     extra = list(overrides)
     pre = []
     if env_id is not None:
@@ -90,20 +106,21 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
         pre.append(f"out={out}")
     cfg = load_config(config_path, overrides=pre + extra)
     with discard_failed_runs(Path(cfg.out) / "runs"):
-        result = train_api(cfg, steps=steps, progress=progress and sys.stdout.isatty())
+        result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
     _print_summary(result.run_dir, result.summary)
 
 
 @contextlib.contextmanager
 def discard_failed_runs(runs: Path) -> Iterator[None]:
-    """Remove the run folders the block created when it fails before their first checkpoint
-    (a run that saved one stays: it can be resumed or compiled)."""
+    """Remove the run folders the block created when it fails before saving a checkpoint or a
+    training state (a run that saved either stays: it can be resumed or compiled)."""
     before = set(runs.iterdir()) if runs.is_dir() else set()
     try:
         yield
     except BaseException:
         for folder in (set(runs.iterdir()) if runs.is_dir() else set()) - before:
-            if not (folder / "checkpoint.npz").exists():
+            if not any((folder / name).exists() for name in ("checkpoint.npz",
+                                                             "train_state.npz")):
                 shutil.rmtree(folder, ignore_errors=True)
         raise
 
@@ -350,6 +367,8 @@ def _register_meta() -> None:
     from neuralalchemy.cli_meta import COMMANDS
     for command in COMMANDS:
         cli.add_command(command)
+    cli.add_command(importlib.import_module("neuralalchemy.cli_tune").tune)
+    cli.add_command(importlib.import_module("neuralalchemy.cli_report").report)
 
 
 _register_meta()

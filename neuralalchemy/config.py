@@ -445,6 +445,11 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key, _parse_scalar(raw)
 
 
+OTHER_SECTIONS = ("tune",)
+"""Top-level file sections read by other modules (``tune``: :mod:`neuralalchemy.tune`); the
+run configuration skips them in files (``--set`` and environment variables cannot reach them)."""
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                 environ: Mapping[str, str] | None = None,
                 base: Mapping[str, Any] | None = None) -> Config:
@@ -456,6 +461,8 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value
+    for key in OTHER_SECTIONS:
+        data.pop(key, None)
     for key, value in env_overrides(os.environ if environ is None else environ):
         _set_path(data, key, value)
     for item in overrides:

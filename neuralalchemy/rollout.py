@@ -7,6 +7,7 @@ features ``(f − mean) / std``. Copies whose episode ended keep stepping (maske
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,15 @@ class FeatureStats:
         self.n += feats.shape[0]
         self.total += feats.sum(0)
         self.total_sq += (feats * feats).sum(0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums (for a training state)."""
+        return {"n": self.n, "total": self.total.copy(), "total_sq": self.total_sq.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the running sums of :meth:`state_dict`."""
+        self.n = float(state["n"])
+        self.total, self.total_sq = state["total"].copy(), state["total_sq"].copy()
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (std floored at 1e-2 so silent neurons do not blow up)."""

@@ -1,15 +1,20 @@
 """``alchemy train``: a spiking-reservoir agent on a Gymnasium environment.
 
 The reservoir is fixed (drawn from the config's seed, in the configured precision: fixed point by
-default, so training sees exactly the dynamics that run on Loihi); the readout is learned by ARS
-(:mod:`neuralalchemy.learners.ars`) on batched closed-loop episodes of the reference engine.
+default, so training sees exactly the dynamics that run on Loihi); the readout is learned by the
+configured learner (:mod:`neuralalchemy.learners`) on closed-loop episodes of the reference engine.
+
+A run keeps ``train_state.npz`` (:mod:`neuralalchemy.train_state`) next to its checkpoint until
+it finishes; :func:`resume` continues a killed run from it and ends exactly as the uninterrupted
+run would have.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from functools import partial
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,20 @@ from neuralalchemy.learners.base import Context, Learner, Progress, Readout
 from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.plots import learning_curve
 from neuralalchemy.records import MetricsLog, new_run_dir, read_metrics, write_provenance
+from neuralalchemy.train_state import (
+    STATE_NAME,
+    SUMMARY_NAME,
+    EnvStateError,
+    config_hash,
+    prepare_resume,
+    read_resumable,
+    run_lock,
+    save_train_state,
+)
 
 QUICK_EVAL_EPISODES = 20
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never seen in training
+METRICS_NAME = "metrics.jsonl"
 
 
 @dataclass
@@ -57,60 +73,184 @@ def _progress(enabled: bool):  # type: ignore[no-untyped-def]
                     disable=not enabled, transient=False)
 
 
-def train(cfg: Config, out: Path | None = None, steps: int | None = None,
-          progress: bool = True) -> TrainResult:
-    """Train until the evaluation mean reaches the target or the step budget runs out."""
-    torch.set_num_threads(1)
-    info = env_info(cfg.env)
-    target = cfg.training.target_return
-    target = info.reward_threshold if target is None else target
-    budget = steps if steps is not None else cfg.training.steps
-    ranges = encoder_ranges(cfg, info)
+EvalCallback = Callable[[dict[str, Any]], None]
+"""Called after each periodic evaluation with ``{"iteration", "env_steps", "mean"}``."""
+
+
+@dataclass
+class _Run:
+    """A run in progress: what the loop reads and what its training state holds."""
+
+    cfg: Config
+    run_dir: Path
+    ctx: Context
+    learner: Learner
+    ranges: np.ndarray
+    budget: int
+    target: float | None
+    state_every: int
+    best: dict[str, Any] = field(default_factory=lambda: {"mean": -np.inf})
+    solved: bool = False
+    start: float = field(default_factory=time.perf_counter)
+    resumable: bool = True
+
+    def save_checkpoint(self) -> None:
+        """The best readout so far (else the current one) as ``checkpoint.npz``."""
+        info = self.ctx.info
+        env = {**asdict(info), "action_low": info.action_low.tolist(),
+               "action_high": info.action_high.tolist()}
+        _save(self.run_dir, self.cfg, env, self.ranges, self.ctx.network, self.best,
+              self.learner)
+
+    def save_state(self) -> None:
+        """``train_state.npz``: everything the loop needs to continue from here, bit for bit.
+
+        An environment whose state cannot be captured leaves the run training, with a warning,
+        but no longer resumable from later states."""
+        if not self.resumable:
+            return
+        try:
+            learner_state = self.learner.state_dict()
+        except EnvStateError as exc:
+            self.resumable = False
+            warnings.warn(f"{exc}; this run trains on but cannot be resumed", RuntimeWarning,
+                          stacklevel=2)
+            return
+        metrics = self.run_dir / METRICS_NAME
+        meta = {"config_hash": config_hash(self.cfg), "budget": self.budget,
+                "state_every": self.state_every, "iteration": self.learner.iteration,
+                "env_steps": self.learner.env_steps, "solved": bool(self.solved),
+                "elapsed_s": time.perf_counter() - self.start,
+                "metrics_offset": metrics.stat().st_size if metrics.exists() else 0}
+        readout = self.best.get("readout")
+        tree = {"learner": learner_state, "encoder_ranges": self.ranges,
+                "best": {k: v for k, v in self.best.items() if k != "readout"},
+                "best_readout": None if readout is None else asdict(readout)}
+        save_train_state(self.run_dir / STATE_NAME, meta, tree)
+
+    def restore(self, meta: dict[str, Any], tree: dict[str, Any]) -> None:
+        """Continue from a state written by :meth:`save_state`."""
+        self.learner.load_state_dict(tree["learner"])
+        self.best = dict(tree["best"])
+        if tree["best_readout"] is not None:
+            self.best["readout"] = Readout(**tree["best_readout"])
+        self.solved = bool(meta["solved"])
+        self.start = time.perf_counter() - float(meta["elapsed_s"])
+
+
+def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray) -> Context:
     enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
     network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
     decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
-    ctx = Context(cfg, info, network, enc, decay)
+    return Context(cfg, info, network, enc, decay)
+
+
+def _target(cfg: Config, info: EnvInfo) -> float | None:
+    target = cfg.training.target_return
+    return info.reward_threshold if target is None else target
+
+
+def train(cfg: Config, out: Path | None = None, steps: int | None = None,
+          progress: bool = True, on_eval: EvalCallback | None = None,
+          state_every: int = 0) -> TrainResult:
+    """Train until the evaluation mean reaches the target or the step budget runs out.
+
+    ``on_eval`` sees every periodic evaluation (not the final one); an exception it raises stops
+    training and propagates (hyperparameter search prunes trials this way). The training state
+    (``train_state.npz``, :mod:`neuralalchemy.train_state`) is written at the start, at every
+    periodic evaluation and, with ``state_every`` > 0, every ``state_every`` updates; a killed
+    run continues with :func:`resume`.
+    """
+    torch.set_num_threads(1)
+    info = env_info(cfg.env)
+    budget = steps if steps is not None else cfg.training.steps
+    ranges = encoder_ranges(cfg, info)
+    ctx = _context(cfg, info, ranges)
     learner = make_learner(ctx)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", cfg.env)
-    write_provenance(run_dir, cfg, {"budget_steps": budget, "target_return": target})
-    env_dict = {**asdict(info), "action_low": info.action_low.tolist(),
-                "action_high": info.action_high.tolist()}
-    save = partial(_save, run_dir, cfg, env_dict, ranges, network)
-    best: dict[str, Any] = {"mean": -np.inf}
-    start = time.perf_counter()
-    solved = False
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    run = _Run(cfg, run_dir, ctx, learner, ranges, budget, _target(cfg, info), state_every)
+    with run_lock(run_dir):
+        write_provenance(run_dir, cfg, {"budget_steps": budget, "target_return": run.target})
+        run.save_state()
+        return _loop(run, progress, on_eval)
+
+
+def resume(run_dir: str | Path, progress: bool = True, on_eval: EvalCallback | None = None,
+           state_every: int | None = None) -> TrainResult:
+    """Continue a killed run from its ``train_state.npz`` to the budget it was started with.
+
+    The result (``checkpoint.npz``, ``summary.json`` and ``metrics.jsonl`` up to wall-clock
+    fields) is that of the same run never interrupted. Refuses (:class:`~neuralalchemy.
+    train_state.ResumeError`) a folder without a training state, a finished run, and a state
+    saved under another config. ``state_every`` (None: as the run was started) only changes when
+    states are written, never the result.
+    """
+    torch.set_num_threads(1)
+    run_dir = Path(run_dir)
+    with run_lock(run_dir):
+        cfg, meta, tree = read_resumable(run_dir)
+        info = env_info(cfg.env)
+        ranges = np.asarray(tree["encoder_ranges"], dtype=np.float64)
+        ctx = _context(cfg, info, ranges)
+        every = int(meta["state_every"]) if state_every is None else state_every
+        run = _Run(cfg, run_dir, ctx, make_learner(ctx), ranges, int(meta["budget"]),
+                   _target(cfg, info), every)
+        run.restore(meta, tree)
+        prepare_resume(run_dir, METRICS_NAME, int(meta["metrics_offset"]), meta)
+        return _loop(run, progress, on_eval)
+
+
+def _loop(run: _Run, progress: bool, on_eval: EvalCallback | None) -> TrainResult:
+    """Learner steps, periodic evaluations and saves, the final evaluation and the summary."""
+    learner, every = run.learner, run.cfg.training.eval_every
+    log = MetricsLog(run.run_dir / METRICS_NAME)
     try:
         with _progress(progress) as bar:
-            task = bar.add_task("train", total=budget, status="")
-            while learner.env_steps < budget and not solved:
+            task = bar.add_task("train", total=run.budget, status="",
+                                completed=min(learner.env_steps, run.budget))
+            while learner.env_steps < run.budget and not run.solved:
                 done = learner.step()
                 _log_train(log, learner, done)
                 status = f"train mean {done.returns.mean():7.1f}" if done.returns.size else ""
-                if learner.iteration % cfg.training.eval_every == 0:
-                    solved, mean = _evaluate(ctx, learner, target, log, best, start)
+                if learner.iteration % every == 0:
+                    run.solved, mean = _evaluate(run.ctx, learner, run.target, log, run.best,
+                                                 run.start)
                     status += f"  eval {mean:7.1f}"
-                    save(best, learner)
-                bar.update(task, completed=min(learner.env_steps, budget), status=status)
-        if not solved:
-            solved, _ = _evaluate(ctx, learner, target, log, best, start, final=True)
+                    run.save_checkpoint()
+                    run.save_state()
+                    if on_eval is not None:
+                        on_eval({"iteration": learner.iteration,
+                                 "env_steps": learner.env_steps, "mean": mean})
+                elif run.state_every and learner.iteration % run.state_every == 0:
+                    run.save_state()
+                bar.update(task, completed=min(learner.env_steps, run.budget), status=status)
+        if not run.solved:
+            run.solved, _ = _evaluate(run.ctx, learner, run.target, log, run.best, run.start,
+                                      final=True)
     finally:
         log.close()
-    save(best, learner)
-    metrics = read_metrics(run_dir / "metrics.jsonl")
-    learning_curve(metrics, run_dir / "learning_curve.png",
-                   f"{cfg.env}: spiking reservoir + {cfg.training.algorithm.upper()}", target)
+    run.save_checkpoint()
+    return _finish(run)
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Learning curve and ``summary.json``; the training state is no longer needed."""
+    cfg, best, learner = run.cfg, run.best, run.learner
+    metrics = read_metrics(run.run_dir / METRICS_NAME)
+    learning_curve(metrics, run.run_dir / "learning_curve.png",
+                   f"{cfg.env}: spiking reservoir + {cfg.training.algorithm.upper()}", run.target)
     summary = {
-        "env": cfg.env, "solved": bool(solved), "target_return": target,
+        "env": cfg.env, "solved": bool(run.solved), "target_return": run.target,
         "algorithm": cfg.training.algorithm,
         "eval_mean": float(best["mean"]), "eval_std": float(best.get("std", 0.0)),
         "eval_episodes": int(best.get("episodes", 0)), "env_steps": int(learner.env_steps),
         "env_steps_at_best": int(best.get("env_steps", 0)), "updates": learner.iteration,
-        "wall_s": round(time.perf_counter() - start, 2), "neurons": network.size,
-        "precision": network.precision, "checkpoint": CHECKPOINT_NAME,
+        "wall_s": round(time.perf_counter() - run.start, 2), "neurons": run.ctx.network.size,
+        "precision": run.ctx.network.precision, "checkpoint": CHECKPOINT_NAME,
     }
-    atomic_write_json(run_dir / "summary.json", summary)
-    return TrainResult(run_dir, summary)
+    atomic_write_json(run.run_dir / SUMMARY_NAME, summary)
+    (run.run_dir / STATE_NAME).unlink(missing_ok=True)
+    return TrainResult(run.run_dir, summary)
 
 
 def _log_train(log: MetricsLog, learner: Learner, done: Progress) -> None:

@@ -21,7 +21,7 @@ Returns and lengths reported for finished episodes are always the environment's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +33,13 @@ from neuralalchemy.engine import LifState, Reservoir, lif_step, synaptic_input
 from neuralalchemy.envs import EnvInfo, make_vec
 from neuralalchemy.network import NetworkParams
 from neuralalchemy.rollout import FeatureStats
+from neuralalchemy.train_state import (
+    ResumeError,
+    env_state,
+    load_env_state,
+    rng_state,
+    set_rng_state,
+)
 
 STD_FLOOR = 0.1
 """Floor of the normalising std: a count feature moves in steps of 1, so a neuron that almost
@@ -76,6 +83,20 @@ def shaping_reward(phi_s: np.ndarray, phi_next: np.ndarray, terminated: np.ndarr
 
 
 # ---------------------------------------------------------------- novelty of reservoir states
+class Novelty(Protocol):
+    """A novelty bonus: ``bonus = novelty(z)`` for normalised features ``z`` (B, N)."""
+
+    def __call__(self, z: np.ndarray) -> np.ndarray: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Its state (for a training state)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        ...
+
+
 class SimHashCounts:
     """``β / √n(code)`` with ``code = sign(A·z)`` of the normalised features ``z`` (A Gaussian,
     ``bits × N``); counts include the current visit."""
@@ -94,6 +115,16 @@ class SimHashCounts:
             self.counts[code] = n
             out[i] = 1.0 / np.sqrt(n)
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """The visit counts (the projection is drawn from the seed)."""
+        return {"codes": np.fromiter(self.counts, dtype=np.int64, count=len(self.counts)),
+                "counts": np.fromiter(self.counts.values(), dtype=np.int64,
+                                      count=len(self.counts))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the visit counts of :meth:`state_dict`."""
+        self.counts = dict(zip(state["codes"].tolist(), state["counts"].tolist()))
 
 
 class RandomNetworkDistillation:
@@ -125,11 +156,22 @@ class RandomNetworkDistillation:
         self.stats.add(e[:, None])
         return e / max(float(self.stats.mean_std()[1][0]), 1e-8)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Both networks, the optimizer and the error statistics."""
+        return {"target": self.target.state_dict(), "predictor": self.predictor.state_dict(),
+                "opt": self.opt.state_dict(), "stats": self.stats.state_dict()}
 
-def make_novelty(kind: str, n_features: int, bits: int,
-                 seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.target.load_state_dict(state["target"])
+        self.predictor.load_state_dict(state["predictor"])
+        self.opt.load_state_dict(state["opt"])
+        self.stats.load_state_dict(state["stats"])
+
+
+def make_novelty(kind: str, n_features: int, bits: int, seed: int) -> Novelty | None:
     """The configured novelty bonus (None for ``"none"``)."""
-    table: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
+    table: dict[str, Callable[[], Novelty]] = {
         "rnd": lambda: RandomNetworkDistillation(n_features, seed),
         "counts": lambda: SimHashCounts(n_features, bits, seed),
     }
@@ -279,6 +321,37 @@ class VecFeatures:
     def close(self) -> None:
         """Close the environments."""
         self.envs.close()
+
+    # ------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`step` reads or changes: environments (:func:`~neuralalchemy.
+        train_state.env_state`), reservoir rows, encoder generator, statistics, novelty bonus,
+        episode bookkeeping."""
+        novelty = self.novelty.state_dict() if self.novelty is not None else None
+        return {"envs": env_state(self.envs), "reservoir": self.reservoir.state._asdict(),
+                "rng": rng_state(self.rng), "stats": self.stats.state_dict(),
+                "novelty": novelty, "features": self.features.copy(), "obs": self.obs.copy(),
+                "ep_return": self.ep_return.copy(), "ep_length": self.ep_length.copy(),
+                "finished_returns": list(self.finished_returns),
+                "finished_lengths": list(self.finished_lengths), "env_steps": self.env_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (on copies built from the same config)."""
+        load_env_state(self.envs, state["envs"])
+        saved = LifState(**state["reservoir"])
+        if any(a.shape != b.shape or a.dtype != b.dtype
+               for a, b in zip(self.reservoir.state, saved)):
+            raise ResumeError("the saved reservoir state does not fit this run's reservoir")
+        self.reservoir.state = saved
+        set_rng_state(self.rng, state["rng"])
+        self.stats.load_state_dict(state["stats"])
+        if self.novelty is not None:
+            self.novelty.load_state_dict(state["novelty"])
+        self.features, self.obs = state["features"], state["obs"]
+        self.ep_return, self.ep_length = state["ep_return"], state["ep_length"]
+        self.finished_returns = [float(r) for r in state["finished_returns"]]
+        self.finished_lengths = [int(n) for n in state["finished_lengths"]]
+        self.env_steps = int(state["env_steps"])
 
 
 def from_context(ctx: Any, num_envs: int, seed: int, same_step: bool | None = None) -> VecFeatures:

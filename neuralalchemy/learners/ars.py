@@ -19,6 +19,7 @@ import numpy as np
 
 from neuralalchemy.learners.base import Context, Progress, Readout
 from neuralalchemy.rollout import FeatureStats
+from neuralalchemy.train_state import rng_state, set_rng_state
 
 
 class Ars:
@@ -60,3 +61,16 @@ class Ars:
     def summary(self) -> dict[str, Any]:
         """Counters."""
         return {"algorithm": "ars", "iteration": self.iteration, "env_steps": self.env_steps}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Readout, feature statistics, generator and counters."""
+        return {"theta": self.theta.copy(), "stats": self.stats.state_dict(),
+                "rng": rng_state(self.rng), "iteration": self.iteration,
+                "env_steps": self.env_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.theta = state["theta"].copy()
+        self.stats.load_state_dict(state["stats"])
+        set_rng_state(self.rng, state["rng"])
+        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])

@@ -81,5 +81,15 @@ class Learner(Protocol):
         """Small JSON-ready description of the learner's state (stored in checkpoints)."""
         ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`step` reads or changes, as a tree of numbers, arrays and tensors
+        (:mod:`neuralalchemy.train_state`): a learner built from the same config and given it
+        by :meth:`load_state_dict` continues bit for bit."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
+        ...
+
 
 LearnerFactory = Callable[[Context], Learner]

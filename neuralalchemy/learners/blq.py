@@ -42,6 +42,7 @@ import numpy as np
 
 from neuralalchemy.learners.base import Context, Progress, Readout
 from neuralalchemy.learners.optim import l2_precision
+from neuralalchemy.train_state import ResumeError, rng_state, set_rng_state
 from neuralalchemy.vecfeatures import from_context, mean_std
 
 _MIN_NOISE_VAR = 1e-3
@@ -67,6 +68,30 @@ class Replay:
             self.f_next[p], self.term[p] = f_next[i], term[i]
             self.pos = (p + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
+
+    _FIELDS = ("f", "f_next", "a", "r", "term")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The filled part of the buffer and its position."""
+        n = self.size
+        return {"capacity": self.capacity, "size": n, "pos": self.pos,
+                **{k: getattr(self, k)[:n].copy() for k in self._FIELDS}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` into a buffer of the same capacity and width."""
+        if int(state["capacity"]) != self.capacity or state["f"].shape[1:] != self.f.shape[1:]:
+            raise ResumeError("the saved replay buffer does not fit this run's")
+        n = int(state["size"])
+        for k in self._FIELDS:
+            getattr(self, k)[:n] = state[k]
+        self.size, self.pos = n, int(state["pos"])
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Replay:
+        """A buffer rebuilt from :meth:`state_dict`."""
+        out = cls(int(state["capacity"]), state["f"].shape[1])
+        out.load_state_dict(state)
+        return out
 
 
 @dataclass
@@ -321,6 +346,33 @@ class Blq:
         """Counters and the last refit's diagnostics."""
         return {"algorithm": "blq", "iteration": self.iteration, "env_steps": self.env_steps,
                 **self.last_stats}
+
+    # ------------------------------------------------------------ resume
+    _ARRAYS = ("mu", "chol", "mean", "std", "sampled", "since_draw", "features",
+               "prior_precision", "prior_shift")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Posterior, replay, exploration draws, generator, counters and environments."""
+        return {**{k: getattr(self, k).copy() for k in self._ARRAYS},
+                "noise_var": self.noise_var, "fixed_norm": self.fixed_norm,
+                "rng": rng_state(self.rng), "replay": self.replay.state_dict(),
+                "kept": None if self.kept is None else self.kept.state_dict(),
+                "iteration": self.iteration, "env_steps": self.env_steps,
+                "last_stats": dict(self.last_stats), "vec": self.vec.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (on a learner built from the same config)."""
+        for k in self._ARRAYS:
+            if state[k].shape != getattr(self, k).shape:
+                raise ResumeError(f"the saved posterior ({k}) does not fit this run's learner")
+            setattr(self, k, state[k])
+        self.noise_var, self.fixed_norm = float(state["noise_var"]), bool(state["fixed_norm"])
+        set_rng_state(self.rng, state["rng"])
+        self.replay.load_state_dict(state["replay"])
+        self.kept = None if state["kept"] is None else Replay.from_state(state["kept"])
+        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
+        self.last_stats = dict(state["last_stats"])
+        self.vec.load_state_dict(state["vec"])
 
 
 def _chol_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ so that neither changes as a function of the raw features), computes advantages 
 (a truncated episode bootstraps from its last observation's features), and runs ``epochs``
 passes of ``minibatches`` Adam (or configured) steps on
 
-    L = −E[min(ρ·Â, clip(ρ, 1 ± ε)·Â)] + c_v·E[(V − R)²]/2 − c_H·H + l1·|θ|₁ + l2·|θ|₂²
+    L = −E[min(ρ·Â, clip(ρ, 1 ± ε)·Â)] + c_v·E[(V − R)²]/2 − c_H·H + l1·‖θ‖₁ + l2·‖θ‖₂²
 
 with ``ρ = π_new / π_old``. ``feature_noise`` adds ``N(0, σ²)`` to ``z``
 in the updates.
@@ -34,9 +34,11 @@ import torch
 
 from neuralalchemy.learners.base import Context, Progress, Readout
 from neuralalchemy.learners.optim import Schedule, make_optimizer, readout_penalty
+from neuralalchemy.train_state import copy_into
 from neuralalchemy.vecfeatures import from_context, mean_std
 
 _DT = torch.float64
+_PARAMS = ("theta", "bias", "w_value", "b_value", "log_std")
 
 
 @dataclass
@@ -228,6 +230,26 @@ class Ppo:
         """Counters and the last update's diagnostics."""
         return {"algorithm": "ppo", "iteration": self.iteration, "env_steps": self.env_steps,
                 **self.last_stats}
+
+    # ------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, Any]:
+        """Both heads, the optimizer, the generator, the normalisation, the environments."""
+        return {"params": {k: getattr(self, k).detach().clone() for k in _PARAMS},
+                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
+                "features": self.features.copy(), "mean": self.mean.copy(),
+                "std": self.std.copy(), "iteration": self.iteration, "env_steps": self.env_steps,
+                "last_stats": dict(self.last_stats), "vec": self.vec.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (on a learner built from the same config)."""
+        for k in _PARAMS:
+            copy_into(getattr(self, k), state["params"][k])
+        self.opt.load_state_dict(state["optimizer"])
+        self.gen.set_state(state["generator"])
+        self.features, self.mean, self.std = state["features"], state["mean"], state["std"]
+        self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
+        self.last_stats = dict(state["last_stats"])
+        self.vec.load_state_dict(state["vec"])
 
 
 def _flat(x: Any) -> Any:
