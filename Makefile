@@ -44,8 +44,12 @@ bench: $(STAMP)
 	@$(PY) -c 'import stable_baselines3, sb3_contrib' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Regenerate the configuration reference, then build the HTML with warnings as errors.
 docs: $(STAMP)
 	$(PY) -c 'from neuralalchemy.config import reference_markdown as r; open("docs/configuration.md", "w").write(r())'
+	@$(PY) -c 'import sphinx, myst_parser' 2>/dev/null || $(PY) -m pip install --quiet -e '.[docs]'
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "documentation: docs/_build/html/index.html"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
