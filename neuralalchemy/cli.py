@@ -125,6 +125,20 @@ def discard_failed_runs(runs: Path) -> Iterator[None]:
         raise
 
 
+def run_or_latest(given: str | None, root: str, marker: str, none_found: str,
+                  hint: str) -> Path:
+    """``given`` (which must exist), or the newest run under ``ROOT/runs`` holding ``marker``."""
+    if given is None:
+        found = latest(Path(root) / "runs", marker)
+        if found is None:
+            raise UserError(f"{none_found} under {root}/runs; run `alchemy train` first")
+        click.echo(f"using run {found}")
+        return found
+    if not Path(given).exists():
+        raise UserError(f"{given} does not exist; {hint}")
+    return Path(given)
+
+
 def _print_summary(run_dir: Path, s: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -155,16 +169,8 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
     from neuralalchemy.compile.placement import render_table
 
     target = canonical_target(target)
-    if source is None:
-        found = latest(Path(root) / "runs", CHECKPOINT_NAME)
-        if found is None:
-            raise UserError(f"no trained run under {root}/runs; run `alchemy train` first")
-        click.echo(f"using run {found}")
-        src = found
-    else:
-        src = Path(source)
-        if not src.exists():
-            raise UserError(f"{source} does not exist; pass a run folder or checkpoint.npz")
+    src = run_or_latest(source, root, CHECKPOINT_NAME, "no trained run",
+                        "pass a run folder or checkpoint.npz")
     dest = Path(out) if out else Path(root) / "artifacts" / f"{src.resolve().name}-{target}"
     folder, info = compile_run(src, target, dest)
     res, quant = info["resources"], info["quantization"]

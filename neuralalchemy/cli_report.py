@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -18,23 +17,14 @@ DEFAULT_OUT = "experiments"
 def report(run: str | None, out: str | None, root: str) -> None:
     """Report on RUN (default: the newest run): learning curves, spike raster, readout weights,
     uncertainty and resource usage, as PNG files and an index.html that opens offline."""
-    from neuralalchemy.cli import UserError
-    from neuralalchemy.fsio import latest
+    from neuralalchemy.cli import UserError, run_or_latest
     from neuralalchemy.report import MANIFEST, build_report, is_run_dir
 
-    if run is None:
-        found = latest(Path(root) / "runs", "provenance.json")
-        if found is None:
-            raise UserError(f"no run under {root}/runs; run `alchemy train` first")
-        click.echo(f"using run {found}")
-        src = found
-    else:
-        src = Path(run)
-        if not src.exists():
-            raise UserError(f"{run} does not exist; pass a run folder under {root}/runs")
-        if not is_run_dir(src):
-            raise UserError(f"{run} is not a run folder (no provenance.json or checkpoint.npz); "
-                            f"pass a folder under {root}/runs")
+    src = run_or_latest(run, root, "provenance.json", "no run",
+                        f"pass a run folder under {root}/runs")
+    if run is not None and not is_run_dir(src):
+        raise UserError(f"{run} is not a run folder (no provenance.json or checkpoint.npz); "
+                        f"pass a folder under {root}/runs")
     index = build_report(src, out)
     click.echo(f"report {index}")
     for section in json.loads((index.parent / MANIFEST).read_text(encoding="utf-8"))["sections"]:
