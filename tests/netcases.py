@@ -10,6 +10,9 @@ import scipy.sparse as sp
 
 from neuralalchemy.network import NetworkParams
 
+CARTPOLE_RANGES = "encoder.ranges=[[-2.4, 2.4], [-3.0, 3.0], [-0.21, 0.21], [-3.5, 3.5]]"
+"""A ``--set`` override with explicit CartPole encoder ranges (no calibration episodes)."""
+
 
 def random_payloads(net: NetworkParams, steps: int, seed: int) -> np.ndarray:
     """Sparse random payloads: 0..255 integers in fixed point, [0, 1] floats in float."""

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from netcases import CARTPOLE_RANGES
 
 from neuralalchemy.agent_io import make_encoder, window
 from neuralalchemy.config import ConfigError, load_config
@@ -38,7 +39,6 @@ from neuralalchemy.vecfeatures import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CARTPOLE_RANGES = "encoder.ranges=[[-2.4, 2.4], [-3.0, 3.0], [-0.21, 0.21], [-3.5, 3.5]]"
 
 
 def make_context(overrides: list[str], env: str = "CartPole-v1") -> Context:

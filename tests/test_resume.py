@@ -25,6 +25,7 @@ import pytest
 import torch
 import yaml
 from clihelp import ALCHEMY, alchemy, assert_one_line_error
+from netcases import CARTPOLE_RANGES
 
 from neuralalchemy.agent_io import make_encoder
 from neuralalchemy.cli import main
@@ -48,7 +49,6 @@ from neuralalchemy.train_state import (
 from neuralalchemy.vecfeatures import make_same_step_vec
 
 ROOT = Path(__file__).resolve().parents[1]
-CARTPOLE_RANGES = "encoder.ranges=[[-2.4, 2.4], [-3.0, 3.0], [-0.21, 0.21], [-3.5, 3.5]]"
 
 
 # ---------------------------------------------------------------- serialisation
