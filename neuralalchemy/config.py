@@ -225,6 +225,75 @@ class MetaConfig:
 
 
 @dataclass(frozen=True)
+class PlasticityConfig:
+    """Unsupervised pre-adaptation of the reservoir with a local learning rule, before the readout
+    is trained (``alchemy train --plasticity stdp``): the rule runs on the task's own input stream
+    and the adapted weights become the network that is trained, compiled and deployed."""
+
+    rule: Literal["none", "hebbian", "stdp"] = _f(
+        "none", "'hebbian': dw = lr·x_pre·s_post (pre trace times post spike, normalised); "
+        "'stdp': pair-based STDP with pre/post traces; 'none': the reservoir stays as drawn")
+    target: Literal["recurrent", "input"] = _f(
+        "recurrent", "which synapses adapt: the excitatory recurrent ones or the input ones")
+    episodes: int = _f(
+        10, "random-policy episodes (RL) or input sequences (supervised) the rule runs on",
+        1, 100_000)
+    lr: float = _f(0.01, "learning rate of the rule, in units of the largest initial weight",
+                   0.0, 100.0)
+    a_plus: float = _f(1.0, "stdp: potentiation amplitude (pre before post)", 0.0, 100.0)
+    a_minus: float = _f(1.0, "stdp: depression amplitude (post before pre)", 0.0, 100.0)
+    tau_plus: float = _f(8.0, "stdp: pre-synaptic trace time constant in timesteps", 0.0, 1e4,
+                         True)
+    tau_minus: float = _f(8.0, "stdp: post-synaptic trace time constant in timesteps", 0.0,
+                          1e4, True)
+    w_max: float = _f(
+        2.0, "upper bound of an adapted weight, in units of its initial largest magnitude",
+        0.0, 1e3, True)
+    epoch: int = _f(5, "timesteps between weight updates (Lava's learning epoch t_epoch)", 1,
+                    10_000)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Supervised reservoir tasks (``alchemy train --task narma10``): generated series or a
+    dataset a package ships, a spike encoding, and a linear (regression) or softmax
+    (classification) readout, trained in closed form or by surrogate-gradient backprop."""
+
+    name: Literal["none", "narma10", "mackey_glass", "memory_capacity", "digits",
+                  "delayed_recall"] = _f(
+        "none", "the supervised task; 'none' trains the RL agent on `env`")
+    train_length: int = _f(4000, "training timesteps of a series task", 10, 10**8)
+    test_length: int = _f(1000, "test timesteps of a series task", 10, 10**8)
+    washout: int = _f(100, "leading timesteps whose states are not used by the readout", 0,
+                      10**7)
+    ridge: float = _f(1e-4, "ridge penalty of the closed-form readout", 0.0, 1e9)
+    method: Literal["ridge", "backprop"] = _f(
+        "ridge", "'ridge': closed-form readout on fixed reservoir states; 'backprop': "
+        "surrogate-gradient training through the spiking network (optimizer, lr, schedule, l1, "
+        "l2 from the training section)")
+    epochs: int = _f(30, "backprop: passes over the training data", 1, 100_000)
+    batch_size: int = _f(16, "backprop: sequences per gradient step", 1, 100_000)
+    sequence_length: int = _f(200, "backprop: timesteps per training sequence (truncated BPTT)",
+                              1, 10**6)
+    train_input: bool = _f(True, "backprop: also train the input weights")
+    train_recurrent: bool = _f(False, "backprop: also train the recurrent weights")
+    attention: bool = _f(
+        False, "learn one gain per input channel (attention); it compiles into the input "
+        "weights")
+    dropout: float = _f(0.0, "backprop: dropout probability on the reservoir features", 0.0,
+                        0.99)
+    input_noise: float = _f(0.0, "backprop: std of Gaussian noise added to the inputs", 0.0,
+                            100.0)
+    weight_noise: float = _f(
+        0.0, "backprop: std of multiplicative Gaussian noise on the trained weights in each "
+        "step", 0.0, 100.0)
+    surrogate_slope: float = _f(
+        5.0, "backprop: slope of the fast-sigmoid surrogate of the spike derivative", 0.0,
+        1e4, True)
+    delay: int = _f(30, "delayed_recall: steps between the cue and the recall", 1, 10**6)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one run needs; see each section's fields."""
 
@@ -236,6 +305,8 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON serialisable)."""
