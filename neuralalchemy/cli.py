@@ -80,9 +80,22 @@ def cli() -> None:
 @click.option("--state-every", type=click.IntRange(min=0), default=None, metavar="N",
               help="Also save the training state every N updates (default 0: at each "
                    "evaluation only).")
+@click.option("--init", "init_run", type=click.Path(), default=None, metavar="RUN",
+              help="Transfer learning: start from the agent of run folder RUN (its network, "
+                   "encoder and readout) and fine-tune on this environment.")
+@click.option("--freeze", type=click.Choice(["none", "normalisation"]), default=None,
+              help="With --init: keep the source's feature normalisation fixed "
+                   "(training.init_freeze).")
+@click.option("--plasticity", type=click.Choice(["none", "hebbian", "stdp"]), default=None,
+              help="Adapt the reservoir with a local rule on the task's input stream before "
+                   "the readout is trained (plasticity.rule).")
+@click.option("--task", "task_name", default=None, metavar="TASK",
+              help="Train a supervised reservoir task instead of an RL agent: narma10, "
+                   "mackey_glass, memory_capacity, digits or delayed_recall (task.name).")
 def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
           out: str | None, seed: int | None, steps: int | None, progress: bool,
-          resume_run: str | None, state_every: int | None) -> None:
+          resume_run: str | None, state_every: int | None, init_run: str | None,
+          freeze: str | None, plasticity: str | None, task_name: str | None) -> None:
     """Train a spiking-reservoir agent; writes a run folder under OUT/runs."""
     from neuralalchemy.config import load_config
     from neuralalchemy.train import resume as resume_api
@@ -90,9 +103,11 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
 
     show = progress and sys.stdout.isatty()
     if resume_run is not None:
-        if env_id or config_path or overrides or out or seed is not None or steps:
+        if env_id or config_path or overrides or out or seed is not None or steps or \
+                init_run or freeze or plasticity or task_name:
             raise UserError("--resume continues RUN with its own config and budget: drop "
-                            "--env, --config, --set, --out, --seed and --steps")
+                            "--env, --config, --set, --out, --seed, --steps, --init, --freeze, "
+                            "--plasticity and --task")
         result = resume_api(Path(resume_run), progress=show, state_every=state_every)
         _print_summary(result.run_dir, result.summary)
         return
@@ -104,9 +119,20 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
         pre += [f"training.seed={seed}", f"reservoir.seed={seed}"]
     if out is not None:
         pre.append(f"out={out}")
+    for key, value in (("training.init", init_run), ("training.init_freeze", freeze),
+                       ("plasticity.rule", plasticity), ("task.name", task_name)):
+        if value is not None:
+            pre.append(f"{key}={value}")
     cfg = load_config(config_path, overrides=pre + extra)
     with discard_failed_runs(Path(cfg.out) / "runs"):
-        result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
+        if cfg.task.name != "none":
+            from neuralalchemy.supervised import train_task
+            if steps is not None or state_every is not None:
+                raise UserError("--steps and --state-every are for RL runs; a supervised task "
+                                "sets its lengths in the task section")
+            result = train_task(cfg, progress=show)
+        else:
+            result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
     _print_summary(result.run_dir, result.summary)
 
 

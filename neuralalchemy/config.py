@@ -33,9 +33,10 @@ class ConfigError(ValueError):
 
 
 def _f(default: Any, help: str, lo: float | None = None, hi: float | None = None,
-       lo_open: bool = False) -> Any:
-    """A schema field with its documentation and an inclusive (or left-open) range."""
-    meta = {"help": help, "min": lo, "max": hi, "min_open": lo_open}
+       lo_open: bool = False, parse: str | None = None) -> Any:
+    """A schema field with its documentation, an inclusive (or left-open) range and, for a list
+    that is not a list of ranges, the name of its parser in ``_LIST_PARSERS``."""
+    meta = {"help": help, "min": lo, "max": hi, "min_open": lo_open, "parse": parse}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -160,6 +161,12 @@ class TrainingConfig:
         100, "env steps (all environments together) between posterior refits (blq)", 1, 10**7)
     fitted_q_iterations: int = _f(
         10, "fitted-Q sweeps over the replay in each refit (blq)", 1, 1000)
+    init: str | None = _f(
+        None, "transfer learning: a run folder (or checkpoint) whose network, encoder and "
+        "readout start this run (`alchemy train --init RUN`)")
+    init_freeze: Literal["none", "normalisation"] = _f(
+        "none", "with init: 'normalisation' keeps the source's feature normalisation fixed "
+        "(only the readout is fine-tuned); 'none' fine-tunes both (blq always keeps it)")
 
 
 @dataclass(frozen=True)
@@ -294,6 +301,17 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
+class CurriculumConfig:
+    """A schedule of tasks from easy to hard. Each stage is an ordinary run that starts from the
+    previous stage's agent (transfer: its network, encoder and readout) and trains until its
+    target or its step budget; the last stage's run is the one `alchemy compile` picks."""
+
+    stages: list = _f(
+        [], "stages in order, each {env: ENV_SPEC, steps: N} with an optional target_return; "
+        "empty: no curriculum", parse="stages")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one run needs; see each section's fields."""
 
@@ -307,6 +325,7 @@ class Config:
     meta: MetaConfig = field(default_factory=MetaConfig)
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON serialisable)."""
@@ -386,6 +405,37 @@ def _ranges(value: Any, key: str) -> list[list[float]]:
     return out
 
 
+_STAGE_KEYS = {"env": str, "steps": int, "target_return": float}
+
+
+def _stages(value: Any, key: str) -> list[dict[str, Any]]:
+    """Curriculum stages: a list of ``{env, steps[, target_return]}`` mappings."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}: expected a list of {{env: ENV_SPEC, steps: N}} stages, "
+                          f"got {value!r}")
+    out = []
+    for i, stage in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(stage, Mapping):
+            raise ConfigError(f"{where}: expected a mapping {{env: ENV_SPEC, steps: N}}, "
+                              f"got {stage!r}")
+        unknown = sorted(set(stage) - set(_STAGE_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown key; known keys here: "
+                              f"{', '.join(_STAGE_KEYS)}")
+        missing = [k for k in ("env", "steps") if k not in stage]
+        if missing:
+            raise ConfigError(f"{where}: {missing[0]} is missing; each stage needs env and steps")
+        parsed = {k: _coerce(_STAGE_KEYS[k], v, f"{where}.{k}") for k, v in stage.items()}
+        if parsed["steps"] < 1:
+            raise ConfigError(f"{where}.steps: {parsed['steps']} is out of range: must be >= 1")
+        out.append(parsed)
+    return out
+
+
+_LIST_PARSERS: dict[str, Any] = {"stages": _stages}
+
+
 def _check_range(f: dataclasses.Field, value: Any, key: str) -> None:
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -413,6 +463,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         tp = hints[name]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, key + ".")
+        elif fields[name].metadata.get("parse"):
+            kwargs[name] = _LIST_PARSERS[fields[name].metadata["parse"]](value, key)
         else:
             kwargs[name] = _coerce(tp, value, key)
             _check_range(fields[name], kwargs[name], key)

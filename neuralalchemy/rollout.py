@@ -31,6 +31,13 @@ class FeatureStats:
         """No samples yet."""
         return cls(0.0, np.zeros(dim), np.zeros(dim))
 
+    @classmethod
+    def from_mean_std(cls, mean: np.ndarray, std: np.ndarray, n: float) -> FeatureStats:
+        """Sums of ``n`` samples with the given mean and standard deviation."""
+        mean = np.asarray(mean, dtype=np.float64)
+        std = np.asarray(std, dtype=np.float64)
+        return cls(float(n), n * mean, n * (std * std + mean * mean))
+
     def add(self, feats: np.ndarray) -> None:
         """Accumulate rows of ``feats``."""
         self.n += feats.shape[0]

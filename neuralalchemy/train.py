@@ -31,6 +31,7 @@ from neuralalchemy.learners.base import Context, Learner, Progress, Readout
 from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.plots import learning_curve
 from neuralalchemy.records import MetricsLog, new_run_dir, read_metrics, write_provenance
+from neuralalchemy.transfer import adopt_source, load_source, source_readout, train_curriculum
 from neuralalchemy.train_state import (
     STATE_NAME,
     SUMMARY_NAME,
@@ -138,9 +139,29 @@ class _Run:
         self.start = time.perf_counter() - float(meta["elapsed_s"])
 
 
-def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray) -> Context:
+def _start(cfg: Config, info: EnvInfo, ranges: np.ndarray | None = None
+           ) -> tuple[Config, np.ndarray, Context, Learner]:
+    """The run's config, encoder ranges (``ranges`` when a resumed run knows them), context and
+    learner: drawn from the config, or with ``training.init`` taken from the source agent and
+    warm-started (transfer learning)."""
+    if cfg.training.init is None:
+        ranges = encoder_ranges(cfg, info) if ranges is None else ranges
+        ctx = _context(cfg, info, ranges)
+        return cfg, ranges, ctx, make_learner(ctx)
+    source = load_source(cfg.training.init)
+    cfg = adopt_source(cfg, source, info)
+    ranges = np.asarray(source.encoder_ranges, dtype=np.float64)
+    ctx = _context(cfg, info, ranges, network=source.network)
+    learner = make_learner(ctx)
+    learner.warm_start(source_readout(source), cfg.training.init_freeze == "normalisation")
+    return cfg, ranges, ctx, learner
+
+
+def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray,
+             network: NetworkParams | None = None) -> Context:
     enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
-    network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
+    if network is None:
+        network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
     decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
     return Context(cfg, info, network, enc, decay)
 
@@ -162,11 +183,23 @@ def train(cfg: Config, out: Path | None = None, steps: int | None = None,
     run continues with :func:`resume`.
     """
     torch.set_num_threads(1)
+    if cfg.curriculum.stages:
+        if steps is not None:
+            raise ConfigError("a curriculum sets each stage's budget in curriculum.stages; "
+                              "drop --steps")
+        stages = train_curriculum(cfg, train, out=out, progress=progress, on_eval=on_eval,
+                                  state_every=state_every)
+        last = stages[-1]
+        last.summary["curriculum"] = [{"env": r.summary["env"], "run": r.run_dir.name,
+                                       "solved": r.summary["solved"],
+                                       "env_steps": r.summary["env_steps"],
+                                       "eval_mean": r.summary["eval_mean"]} for r in stages]
+        last.summary["curriculum_env_steps"] = sum(r.summary["env_steps"] for r in stages)
+        atomic_write_json(last.run_dir / SUMMARY_NAME, last.summary)
+        return last
     info = env_info(cfg.env)
     budget = steps if steps is not None else cfg.training.steps
-    ranges = encoder_ranges(cfg, info)
-    ctx = _context(cfg, info, ranges)
-    learner = make_learner(ctx)
+    cfg, ranges, ctx, learner = _start(cfg, info)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", cfg.env)
     run = _Run(cfg, run_dir, ctx, learner, ranges, budget, _target(cfg, info), state_every)
     with run_lock(run_dir):
@@ -190,10 +223,10 @@ def resume(run_dir: str | Path, progress: bool = True, on_eval: EvalCallback | N
     with run_lock(run_dir):
         cfg, meta, tree = read_resumable(run_dir)
         info = env_info(cfg.env)
-        ranges = np.asarray(tree["encoder_ranges"], dtype=np.float64)
-        ctx = _context(cfg, info, ranges)
+        cfg, ranges, ctx, learner = _start(
+            cfg, info, np.asarray(tree["encoder_ranges"], dtype=np.float64))
         every = int(meta["state_every"]) if state_every is None else state_every
-        run = _Run(cfg, run_dir, ctx, make_learner(ctx), ranges, int(meta["budget"]),
+        run = _Run(cfg, run_dir, ctx, learner, ranges, int(meta["budget"]),
                    _target(cfg, info), every)
         run.restore(meta, tree)
         prepare_resume(run_dir, METRICS_NAME, int(meta["metrics_offset"]), meta)

@@ -21,6 +21,9 @@ from neuralalchemy.learners.base import Context, Progress, Readout
 from neuralalchemy.rollout import FeatureStats
 from neuralalchemy.train_state import rng_state, set_rng_state
 
+PSEUDO_COUNT = 10_000.0
+"""A warm start's feature statistics count as this many samples (new data soon outweighs them)."""
+
 
 class Ars:
     """ARS V2-t on the readout; one :meth:`step` is one update."""
@@ -28,7 +31,9 @@ class Ars:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         self.theta = np.zeros((ctx.info.n_actions, ctx.n_features))
+        self.bias = np.zeros(ctx.info.n_actions)  # fixed; non-zero only after a warm start
         self.stats = FeatureStats.empty(ctx.n_features)
+        self.frozen_norm = False
         self.rng = np.random.default_rng(ctx.cfg.training.seed)
         self.iteration = 0
         self.env_steps = 0
@@ -41,8 +46,9 @@ class Ars:
         deltas = self.rng.standard_normal((n, *self.theta.shape))
         weights = np.concatenate([self.theta + nu * deltas, self.theta - nu * deltas])
         seed = int(self.rng.integers(2**31 - 1))
-        result = self.ctx.episodes(weights, np.zeros(weights.shape[:2]), mean, std, seed,
-                                   self.stats)
+        biases = np.repeat(self.bias[None], len(weights), axis=0)
+        result = self.ctx.episodes(weights, biases, mean, std, seed,
+                                   None if self.frozen_norm else self.stats)
         r_plus, r_minus = result.returns[:n], result.returns[n:]
         top = np.argsort(-np.maximum(r_plus, r_minus), kind="stable")[: tr.top_directions]
         sigma = np.concatenate([r_plus[top], r_minus[top]]).std()
@@ -56,7 +62,16 @@ class Ars:
     def readout(self) -> Readout:
         """The current readout (deterministic: ARS explores in parameter space)."""
         mean, std = self.stats.mean_std()
-        return Readout(self.theta.copy(), np.zeros(self.theta.shape[0]), mean, std)
+        return Readout(self.theta.copy(), self.bias.copy(), mean, std)
+
+    def warm_start(self, ro: Readout, freeze_norm: bool) -> None:
+        """Start from a trained readout: its weights and bias, and its feature normalisation as
+        :data:`PSEUDO_COUNT` samples that new data updates (never, with ``freeze_norm``). The
+        bias stays fixed: ARS searches the weights only."""
+        self.theta = ro.theta.astype(np.float64).copy()
+        self.bias = ro.bias.astype(np.float64).copy()
+        self.stats = FeatureStats.from_mean_std(ro.mean, ro.std, PSEUDO_COUNT)
+        self.frozen_norm = freeze_norm
 
     def summary(self) -> dict[str, Any]:
         """Counters."""
@@ -64,13 +79,15 @@ class Ars:
 
     def state_dict(self) -> dict[str, Any]:
         """Readout, feature statistics, generator and counters."""
-        return {"theta": self.theta.copy(), "stats": self.stats.state_dict(),
+        return {"theta": self.theta.copy(), "bias": self.bias.copy(),
+                "stats": self.stats.state_dict(),
                 "rng": rng_state(self.rng), "iteration": self.iteration,
                 "env_steps": self.env_steps}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict`."""
         self.theta = state["theta"].copy()
+        self.bias = np.asarray(state.get("bias", np.zeros(self.theta.shape[0]))).copy()
         self.stats.load_state_dict(state["stats"])
         set_rng_state(self.rng, state["rng"])
         self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])

@@ -81,6 +81,11 @@ class Learner(Protocol):
         """Small JSON-ready description of the learner's state (stored in checkpoints)."""
         ...
 
+    def warm_start(self, ro: Readout, freeze_norm: bool) -> None:
+        """Start from a trained readout (transfer learning); ``freeze_norm`` keeps its feature
+        normalisation fixed."""
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         """Everything :meth:`step` reads or changes, as a tree of numbers, arrays and tensors
         (:mod:`neuralalchemy.train_state`): a learner built from the same config and given it

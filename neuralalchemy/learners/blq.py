@@ -342,6 +342,17 @@ class Blq:
         return Readout(self.mu[:, :-1].copy(), self.mu[:, -1].copy(), self.mean.copy(),
                        self.std.copy())
 
+    def warm_start(self, ro: Readout, freeze_norm: bool = True) -> None:
+        """Centre the prior on a trained readout (Bayesian transfer: the data of this task
+        move the posterior away from it as far as they warrant). The source's normalisation is
+        kept for the whole run, whatever ``freeze_norm`` says, so that the prior mean keeps its
+        meaning."""
+        self.mean, self.std = ro.mean.astype(np.float64).copy(), ro.std.astype(np.float64).copy()
+        self.fixed_norm = True
+        self.mu = np.concatenate([ro.theta, ro.bias[:, None]], axis=1).astype(np.float64)
+        self.prior_shift = self.prior_precision @ self.mu.ravel()
+        self.sampled = self._draw(self.tr.num_envs)
+
     def summary(self) -> dict[str, Any]:
         """Counters and the last refit's diagnostics."""
         return {"algorithm": "blq", "iteration": self.iteration, "env_steps": self.env_steps,

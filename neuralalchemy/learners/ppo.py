@@ -80,6 +80,7 @@ class Ppo:
         self.high = torch.as_tensor(info.action_high, dtype=_DT)
         self.features = self.vec.reset(tr.seed)
         self.mean, self.std = mean_std(self.vec.stats)
+        self.frozen_norm = False
         self.iteration = 0
         self.env_steps = 0
         self.last_stats: dict[str, float] = {}
@@ -119,7 +120,8 @@ class Ppo:
         """Collect one rollout, then one PPO update in place."""
         tr = self.ctx.cfg.training
         roll = self._collect(tr.rollout_steps)
-        self._renormalise(*mean_std(self.vec.stats))
+        if not self.frozen_norm:
+            self._renormalise(*mean_std(self.vec.stats))
         self.schedule.update(self.env_steps)
         self._update(*self._advantages(roll))
         self.iteration += 1
@@ -225,6 +227,18 @@ class Ppo:
         """The greedy policy: the actor's mean on the normalisation of the last update."""
         return Readout(self.theta.detach().numpy().copy(), self.bias.detach().numpy().copy(),
                        self.mean.copy(), self.std.copy())
+
+    def warm_start(self, ro: Readout, freeze_norm: bool) -> None:
+        """Start the actor from a trained readout (the critic starts at zero): the same function
+        of the raw features, re-expressed in this learner's normalisation, or with
+        ``freeze_norm`` the source's normalisation kept for the whole run."""
+        with torch.no_grad():
+            self.theta.copy_(torch.as_tensor(ro.theta, dtype=_DT))
+            self.bias.copy_(torch.as_tensor(ro.bias, dtype=_DT))
+        self.mean, self.std = ro.mean.astype(np.float64).copy(), ro.std.astype(np.float64).copy()
+        self.frozen_norm = freeze_norm
+        if not freeze_norm:
+            self._renormalise(*mean_std(self.vec.stats))
 
     def summary(self) -> dict[str, Any]:
         """Counters and the last update's diagnostics."""
