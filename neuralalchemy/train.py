@@ -31,7 +31,6 @@ from neuralalchemy.learners.base import Context, Learner, Progress, Readout
 from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.plots import learning_curve
 from neuralalchemy.records import MetricsLog, new_run_dir, read_metrics, write_provenance
-from neuralalchemy.transfer import adopt_source, load_source, source_readout, train_curriculum
 from neuralalchemy.train_state import (
     STATE_NAME,
     SUMMARY_NAME,
@@ -42,6 +41,7 @@ from neuralalchemy.train_state import (
     run_lock,
     save_train_state,
 )
+from neuralalchemy.transfer import adopt_source, load_source, source_readout, train_curriculum
 
 QUICK_EVAL_EPISODES = 20
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never seen in training
@@ -162,6 +162,12 @@ def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray,
     enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
     if network is None:
         network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
+        if cfg.plasticity.rule != "none":
+            from neuralalchemy.plasticity import observation_payloads, pre_adapt
+            stream = observation_payloads(cfg, info, enc, cfg.plasticity.episodes,
+                                          cfg.training.seed)
+            network, _ = pre_adapt(network, stream, cfg.plasticity, cfg.reservoir.steps_per_obs,
+                                   seed=cfg.training.seed)
     decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
     return Context(cfg, info, network, enc, decay)
 
