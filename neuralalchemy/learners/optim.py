@@ -9,13 +9,18 @@ One implementation each, chosen by name from :class:`~neuralalchemy.config.Train
   (held at ``g(1)`` past the horizon);
 * the readout penalty ``l1·Σ|θ| + l2·Σθ²`` (weights only, never biases). Under a Gaussian prior
   ``θ ~ N(0, 1/λ)`` the L2 term is the negative log prior with ``λ = 2·l2``, which is how the
-  closed-form Bayesian learner uses it (:func:`l2_precision`).
+  closed-form Bayesian learner uses it (:func:`l2_precision`);
+* stochastic regularisers applied while training only, each drawn from an explicit generator
+  so that a seed fixes them: additive Gaussian noise ``x + σ·ε`` (:func:`gaussian_noise`),
+  multiplicative weight noise ``w·(1 + σ·ε)`` (:func:`weight_noise`) and inverted dropout
+  ``x·m/(1 − p)``, ``m ~ Bernoulli(1 − p)`` (:func:`dropout`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -35,29 +40,32 @@ def schedule_factor(kind: str, progress: float) -> float:
     return table[kind](p)
 
 
-def _sgd(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+def _sgd(params: list[Any], tr: TrainingConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=tr.lr)
 
 
-def _momentum(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+def _momentum(params: list[Any], tr: TrainingConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=tr.lr, momentum=tr.momentum)
 
 
-def _rmsprop(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+def _rmsprop(params: list[Any], tr: TrainingConfig) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=tr.lr, alpha=0.99, eps=1e-5, momentum=tr.momentum)
 
 
-def _adam(params: list[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
+def _adam(params: list[Any], tr: TrainingConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=tr.lr, eps=1e-5)
 
 
-OPTIMIZERS: dict[str, Callable[[list[torch.Tensor], TrainingConfig], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[Any], TrainingConfig], torch.optim.Optimizer]] = {
     "sgd": _sgd, "momentum": _momentum, "rmsprop": _rmsprop, "adam": _adam,
 }
 
 
-def make_optimizer(params: Iterable[torch.Tensor], tr: TrainingConfig) -> torch.optim.Optimizer:
-    """The optimizer ``tr.optimizer`` over ``params`` at base rate ``tr.lr``."""
+def make_optimizer(params: Iterable[Any], tr: TrainingConfig) -> torch.optim.Optimizer:
+    """The optimizer ``tr.optimizer`` over ``params`` at base rate ``tr.lr``.
+
+    ``params`` holds tensors, or torch parameter groups (dicts with ``"params"`` and optionally
+    their own ``"lr"``, which :class:`Schedule` scales like the base rate)."""
     if tr.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {tr.optimizer!r}: choose one of "
                          f"{', '.join(OPTIMIZERS)}")
@@ -101,3 +109,30 @@ def readout_penalty(weights: Iterable[torch.Tensor], l1: float, l2: float) -> to
 def l2_precision(l2: float) -> float:
     """The Gaussian prior precision equivalent to the penalty ``l2·Σθ²`` (``λ = 2·l2``)."""
     return 2.0 * float(l2)
+
+
+# ---------------------------------------------------------------- stochastic regularisers
+def gaussian_noise(x: torch.Tensor, std: float, gen: torch.Generator | None) -> torch.Tensor:
+    """``x + std·ε``, ``ε ~ N(0, 1)`` elementwise; ``x`` itself when ``std`` is 0."""
+    if std <= 0:
+        return x
+    return x + std * torch.randn(x.shape, generator=gen, dtype=x.dtype, device=x.device)
+
+
+def weight_noise(w: torch.Tensor, std: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Multiplicative noise ``w·(1 + std·ε)``: zeros stay zero and signs flip only past
+    ``ε < −1/std``; ``w`` itself when ``std`` is 0."""
+    if std <= 0:
+        return w
+    return w * (1.0 + std * torch.randn(w.shape, generator=gen, dtype=w.dtype, device=w.device))
+
+
+def dropout(x: torch.Tensor, p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Inverted dropout: each element kept with probability ``1 − p`` and scaled by
+    ``1/(1 − p)``, so the expectation is unchanged; ``x`` itself when ``p`` is 0."""
+    if p <= 0:
+        return x
+    if p >= 1:
+        raise ValueError(f"dropout probability must be below 1, got {p}")
+    keep = torch.rand(x.shape, generator=gen, device=x.device) >= p
+    return x * keep.to(x.dtype) / (1.0 - p)
