@@ -79,6 +79,24 @@ class ReservoirConfig:
     lateral_inhibition: float = _f(
         0.0, "extra inhibition from each inhibitory neuron onto its ring neighbours", 0.0, 100.0)
     lateral_radius: int = _f(2, "ring distance reached by lateral inhibition", 1, 1000)
+    memory_units: int = _f(
+        0, "bistable memory units (flip-flops) appended after the layers: unit j holds the sign "
+        "of its last cue, + on input channel 2j or - on 2j+1 (0: none)", 0, 4096)
+    memory_size: int = _f(
+        12, "neurons per memory group (a unit has four: + and - clusters, two reset gates)", 2,
+        1024)
+    memory_gain: float = _f(
+        6.5, "recurrent excitation a memory neuron receives when its whole cluster spikes, in "
+        "units of the threshold", 0.0, 1000.0)
+    memory_inhibition: float = _f(
+        5.0, "inhibition a memory neuron receives when its reset gate spikes, in units of the "
+        "threshold", 0.0, 1000.0)
+    memory_input_scale: float = _f(
+        0.8, "input weight of a cue channel onto its memory cluster and the partner's reset "
+        "gate, in units of the threshold", 0.0, 100.0)
+    memory_bias: float = _f(
+        -0.6, "bias of the memory neurons, in units of the threshold (negative: weak input "
+        "cannot set a unit)", -10.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -273,7 +291,9 @@ class TaskConfig:
     test_length: int = _f(1000, "test timesteps of a series task", 10, 10**8)
     washout: int = _f(100, "leading timesteps whose states are not used by the readout", 0,
                       10**7)
-    ridge: float = _f(1e-4, "ridge penalty of the closed-form readout", 0.0, 1e9)
+    ridge: float = _f(
+        1e-4, "ridge penalty λ of the readout on standardised features: minimises the mean "
+        "squared error (softmax: the mean cross-entropy) + λ·|w|²", 0.0, 1e9)
     method: Literal["ridge", "backprop"] = _f(
         "ridge", "'ridge': closed-form readout on fixed reservoir states; 'backprop': "
         "surrogate-gradient training through the spiking network (optimizer, lr, schedule, l1, "
@@ -298,6 +318,18 @@ class TaskConfig:
         5.0, "backprop: slope of the fast-sigmoid surrogate of the spike derivative", 0.0,
         1e4, True)
     delay: int = _f(30, "delayed_recall: steps between the cue and the recall", 1, 10**6)
+    horizon: int = _f(1, "mackey_glass: predict x(t + horizon) from x(0..t)", 1, 10_000)
+    max_delay: int = _f(
+        0, "memory_capacity: delays k = 1..max_delay summed (0: twice the neuron count)", 0,
+        100_000)
+    seed: int = _f(0, "seed of the generated data (inputs, cue times, the digits split)", 0,
+                   2**31 - 1)
+    lanes: int = _f(
+        8, "a series runs as this many pieces side by side, each warmed up on the `washout` "
+        "inputs before it (1: one continuous run)", 1, 4096)
+    select_ridge: bool = _f(
+        False, "pick the ridge penalty from 1e-8..1e2 (decades) on the last fifth of the "
+        "training rows, then refit on all of them")
 
 
 @dataclass(frozen=True)

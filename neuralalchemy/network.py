@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neuralalchemy.config import ReservoirConfig
+from neuralalchemy.memory import append_memory
 
 PAYLOAD_LEVELS = 255
 """Graded input spikes carry 8-bit payloads: an encoder value in [0, 1] becomes 0..255."""
@@ -184,7 +185,9 @@ def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
     0, back from k+1 to k. Input weights reach layer 0 only: random sign, magnitude uniform in
     (0, 1]·``input_scale·vth``, density ``input_connectivity``. Every recurrent synapse gets an
     extra delay uniform in 0..``delay_max``. Networks of :data:`SPARSE_FROM` neurons or more keep
-    ``w_rec`` (and ``delays``) sparse.
+    ``w_rec`` (and ``delays``) sparse. With ``memory_units`` > 0, the bistable memory clusters of
+    :mod:`neuralalchemy.memory` follow the layers (neurons ``size·layers`` onward); they draw no
+    random number, so the reservoir part equals the network drawn without them.
     """
     m, layers = cfg.size, cfg.layers
     n = m * layers
@@ -212,12 +215,16 @@ def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
     in_sign = np.where(rng.random((m, n_inputs)) < 0.5, -1.0, 1.0)
     w_in = np.zeros((n, n_inputs))
     w_in[:m] = np.where(in_mask, in_mag * in_sign * cfg.input_scale * cfg.vth, 0.0)
+    bias = np.full(n, cfg.bias * cfg.vth)
+    if cfg.memory_units > 0:  # drawn last: the reservoir's weights are those of the plain network
+        w_rec, delays, w_in, bias = append_memory(cfg, w_rec, delays, w_in, bias)
+        n = w_rec.shape[0]
     dense = n < SPARSE_FROM
     return NetworkParams(
         precision="float", w_in=w_in, w_in_exp=0,
         w_rec=w_rec.toarray() if dense else w_rec, w_rec_exp=0,
         du=float(cfg.du), dv=float(cfg.dv), vth=float(cfg.vth),
-        bias=np.full(n, cfg.bias * cfg.vth), bias_exp=0, refractory=int(cfg.refractory),
+        bias=bias, bias_exp=0, refractory=int(cfg.refractory),
         payload_levels=1 if binary_input else 0,
         delays=(delays.toarray() if dense else delays) if delays is not None else None,
         layers=layers,

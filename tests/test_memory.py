@@ -1,0 +1,189 @@
+"""Bistable memory units: weights only, identical networks without them, latching in fixed point,
+and delayed recall beyond the plain reservoir's fading memory.
+
+``python tests/test_memory.py`` prints the accuracy-versus-delay table of ``docs/guide/memory.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from neuralalchemy import network
+from neuralalchemy.config import ReservoirConfig
+from neuralalchemy.engine import Reservoir
+from neuralalchemy.memory import cluster_slices, memory_neurons
+from neuralalchemy.network import (
+    NetworkParams,
+    build_network,
+    draw_float_network,
+    quantize_network,
+)
+
+NOISE = 0.5
+"""Distractor input between cues: uniform in ±NOISE (a cue is ±1)."""
+
+# digests of to_arrays() drawn before memory units existed (float and fixed, 4 input channels)
+PINNED = {
+    "default": ({}, "42b3f1293a910449", "f2d8ccd19b9a90ba"),
+    "small_delay": ({"size": 60, "delay_max": 3, "seed": 7}, "35d293451ada2c9a",
+                    "c13d347e1a3ebf46"),
+    "layers": ({"size": 50, "layers": 3, "feedback_scale": 0.5, "seed": 3}, "1e251431e7c7e801",
+               "7c8f36f586b1e9d2"),
+    "lateral": ({"size": 80, "lateral_inhibition": 0.5, "seed": 11}, "b17ed6872995fe5b",
+                "bb1a347562f4a318"),
+}
+
+
+def _digest(p: NetworkParams) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(p.to_arrays().items()):
+        a = np.ascontiguousarray(np.asarray(value))
+        for part in (key, str(a.dtype), str(a.shape)):
+            h.update(part.encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- task and readout
+def recall_stream(rng: np.random.Generator, batch: int, max_delay: int, cues: int,
+                  noise: float = NOISE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Input ``x`` (steps, batch) in [-1, 1]: cues ±1 more than ``max_delay`` steps apart,
+    uniform distractor noise elsewhere; the cue times (batch, cues) and signs."""
+    gaps = rng.integers(max_delay + 1, max_delay + 11, size=(batch, cues))
+    times = np.cumsum(gaps, axis=1) - gaps[:, :1] + 5
+    x = rng.uniform(-noise, noise, (int(times.max()) + max_delay + 2, batch))
+    sign = rng.choice([-1.0, 1.0], size=(batch, cues))
+    np.put_along_axis(x.T, times, sign, axis=1)
+    return x, times, sign
+
+
+def run_counts(cfg: ReservoirConfig, x: np.ndarray) -> np.ndarray:
+    """Spike counts (steps, batch, N) with ``x`` on two channels (above / below 0, as the
+    ``current`` encoder gives), each value held for ``steps_per_obs`` timesteps."""
+    p = build_network(cfg, 2)
+    res = Reservoir(p, x.shape[1])
+    res.reset()
+    out = np.zeros((*x.shape, p.size), dtype=np.float32)
+    for t in range(x.shape[0]):
+        ch = np.stack([np.clip(x[t], 0, None), np.clip(-x[t], 0, None)], axis=1)
+        if p.payload_levels > 1:
+            ch = np.floor(ch * p.payload_levels + 0.5).astype(np.int64)
+        out[t] = res.run(torch.as_tensor(ch), cfg.steps_per_obs).numpy()
+    return out
+
+
+def recall_accuracy(counts: np.ndarray, times: np.ndarray, sign: np.ndarray, delay: int,
+                    ridge: float = 1.0) -> float:
+    """Sign accuracy of a ridge readout of the cue ``delay`` steps after it: trained on the
+    first half of the streams, tested on the second."""
+    batch = counts.shape[1]
+    b = np.repeat(np.arange(batch), times.shape[1])
+    t, y = times.ravel() + delay, sign.ravel()
+    x = np.concatenate([counts[t, b], np.ones((t.size, 1))], axis=1)
+    train = b < batch // 2
+    mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+    mu[-1], sd[-1] = 0.0, 1.0
+    z = (x - mu) / sd
+    a = z[train]
+    w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ y[train])
+    return float(np.mean(np.sign(z[~train] @ w) == y[~train]))
+
+
+# ---------------------------------------------------------------- tests
+@pytest.mark.parametrize("case", sorted(PINNED))
+def test_no_memory_units_leave_every_network_unchanged(case):
+    kw, float_digest, fixed_digest = PINNED[case]
+    f = draw_float_network(ReservoirConfig(**kw), 4)
+    assert (_digest(f), _digest(quantize_network(f))) == (float_digest, fixed_digest)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("kw", [{"size": 40}, {"size": 30, "layers": 2, "delay_max": 3}])
+def test_memory_appends_after_the_reservoir_and_keeps_it(kw, sparse, monkeypatch):
+    if sparse:
+        monkeypatch.setattr(network, "SPARSE_FROM", 8)
+    plain = draw_float_network(ReservoirConfig(**kw), 3)
+    cfg = ReservoirConfig(**kw, memory_units=2, memory_size=5)
+    mem = draw_float_network(cfg, 3)
+    n = plain.size
+    assert mem.size == n + memory_neurons(cfg) == n + 40
+
+    def dense(w):
+        return w.toarray() if sp.issparse(w) else w
+
+    assert np.array_equal(dense(mem.w_rec)[:n, :n], dense(plain.w_rec))
+    assert not dense(mem.w_rec)[:n, n:].any() and not dense(mem.w_rec)[n:, :n].any()
+    assert np.array_equal(mem.w_in[:n], plain.w_in) and np.array_equal(mem.bias[:n], plain.bias)
+    if plain.delays is not None:
+        assert np.array_equal(dense(mem.delays)[:n, :n], dense(plain.delays))
+        assert not dense(mem.delays)[n:].any()
+        if sp.issparse(mem.w_rec):  # delays store exactly w_rec's entries
+            assert np.array_equal(mem.delays.indices, mem.w_rec.indices)
+    arrays = quantize_network(mem).to_arrays()  # the artifact: only the usual array kinds
+    usual = {f.name for f in dataclasses.fields(NetworkParams)} | {
+        "w_rec_data", "w_rec_indices", "w_rec_indptr", "w_rec_shape", "delays_data"}
+    assert set(arrays) <= usual and set(arrays) >= set(quantize_network(plain).to_arrays()) - {
+        "w_rec", "delays"}
+    assert NetworkParams.from_arrays(arrays).size == mem.size
+
+
+def test_memory_keeps_the_reservoirs_fixed_point_exponents():
+    plain = build_network(ReservoirConfig(), 2)
+    mem = build_network(ReservoirConfig(memory_units=2), 2)
+    assert (mem.w_rec_exp, mem.w_in_exp) == (plain.w_rec_exp, plain.w_in_exp)
+    n = plain.size
+    assert np.array_equal(mem.w_rec[:n, :n], plain.w_rec)
+    assert np.array_equal(mem.w_in[:n], plain.w_in)
+
+
+def test_memory_needs_two_input_channels():
+    with pytest.raises(ValueError, match="2 input channels"):
+        draw_float_network(ReservoirConfig(size=20, memory_units=1), 1)
+
+
+@pytest.mark.parametrize("precision", ["fixed", "float"])
+def test_flip_flop_latches_and_flips_under_cues(precision):
+    cfg = ReservoirConfig(size=64, memory_units=1, precision=precision)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-NOISE, NOISE, (60, 1))
+    cues = {5: 1.0, 20: -1.0, 32: -1.0, 40: 1.0, 52: -1.0}
+    for t, c in cues.items():
+        x[t] = c
+    counts = run_counts(cfg, x)[:, 0]
+    plus, minus = cluster_slices(cfg, 0)
+    on_plus, on_minus = counts[:, plus].sum(1) > 0, counts[:, minus].sum(1) > 0
+    assert not (on_plus[:5].any() or on_minus[:5].any()), "noise alone set the memory"
+    last = 0.0
+    for t in range(5, 60):
+        last = cues.get(t, last)
+        if t not in cues and t - 1 not in cues:  # the flip completes within a step after a cue
+            assert (on_plus[t], on_minus[t]) == (last > 0, last < 0), f"step {t}"
+
+
+def test_delayed_recall_beats_the_plain_reservoir():
+    torch.set_num_threads(1)
+    delay = 30
+    x, times, sign = recall_stream(np.random.default_rng(0), 24, delay, cues=4)
+    plain = ReservoirConfig(size=96 + 48)  # the same neuron count as 96 + 1 memory unit
+    acc_plain = recall_accuracy(run_counts(plain, x), times, sign, delay)
+    acc_mem = recall_accuracy(run_counts(ReservoirConfig(size=96, memory_units=1), x), times,
+                              sign, delay)
+    assert acc_plain < 0.7, acc_plain  # near chance
+    assert acc_mem > 0.95 and acc_mem - acc_plain > 0.3, (acc_mem, acc_plain)
+
+
+if __name__ == "__main__":  # the table of docs/guide/memory.md (about a minute)
+    torch.set_num_threads(1)
+    delays = [1, 2, 3, 5, 10, 20, 30, 50, 100]
+    x, times, sign = recall_stream(np.random.default_rng(0), 64, max(delays), cues=6)
+    for name, cfg in [("plain, 304 neurons", ReservoirConfig(size=304)),
+                      ("256 + 1 memory unit (48)", ReservoirConfig(size=256, memory_units=1))]:
+        counts = run_counts(cfg, x)
+        row = [recall_accuracy(counts, times, sign, d) for d in delays]
+        print(f"{name:26s}", " ".join(f"{d}:{a:.2f}" for d, a in zip(delays, row)))
