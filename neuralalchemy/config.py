@@ -384,6 +384,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if value is None:
         if optional:
             return None
+        if typing.get_origin(tp) is Literal and "none" in typing.get_args(tp):
+            return "none"  # `--set exploration.intrinsic=none` reads as null
         raise ConfigError(f"{key}: a value is required (got null)")
     if typing.get_origin(tp) is Literal:
         choices = typing.get_args(tp)

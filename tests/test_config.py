@@ -154,3 +154,12 @@ def test_exponent_numbers_parse_from_set_and_yaml(mantissa, exponent, dot):
     text = f"{mantissa}{'.0' if dot else ''}e{exponent}"
     cfg = load_config(overrides=[f"training.target_return={text}"])
     assert cfg.training.target_return == float(text)
+
+
+def test_none_is_a_choice_where_the_schema_offers_it():
+    from neuralalchemy.config import load_config
+
+    cfg = load_config(None, ["plasticity.rule=none", "exploration.intrinsic=none",
+                             "training.init_freeze=none"])
+    assert (cfg.plasticity.rule, cfg.exploration.intrinsic, cfg.training.init_freeze) == \
+        ("none", "none", "none")
