@@ -41,7 +41,7 @@ type: $(STAMP)
 	$(VENV)/bin/mypy neuralalchemy
 
 bench: $(STAMP)
-	@$(PY) -c 'import stable_baselines3, sb3_contrib' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
+	@$(PY) -c 'import stable_baselines3, sb3_contrib, reservoirpy' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # Regenerate the configuration reference, then build the HTML with warnings as errors.

@@ -95,6 +95,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not a NeuralAlchemy checkpoint")
     version = meta.get("format_version")
+    if meta.get("kind") == "neuralalchemy-task-checkpoint":
+        raise CheckpointError(f"{path} is a supervised-task run ({meta['config']['task']['name']}"
+                              "), not an agent; give a run of `alchemy train` without --task")
     if meta.get("kind") != "neuralalchemy-checkpoint" or not isinstance(version, int):
         raise CheckpointError(f"{path} is not a NeuralAlchemy checkpoint")
     if version > FORMAT_VERSION:

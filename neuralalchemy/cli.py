@@ -131,8 +131,9 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
                 raise UserError("--steps and --state-every are for RL runs; a supervised task "
                                 "sets its lengths in the task section")
             result = train_task(cfg, progress=show)
-        else:
-            result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
+            _print_task_summary(result.run_dir, result.summary)
+            return
+        result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
     _print_summary(result.run_dir, result.summary)
 
 
@@ -176,6 +177,21 @@ def _print_summary(run_dir: Path, s: dict[str, Any]) -> None:
             ("wall time", f"{s['wall_s']:.1f} s"),
             ("reservoir", f"{s['neurons']} LIF neurons, {s['precision']} precision"),
             ("learning curve", str(run_dir / "learning_curve.png"))]
+    for k, v in rows:
+        table.add_row(k, v)
+    _console().print(table)
+
+
+def _print_task_summary(run_dir: Path, s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    better = "higher" if s["metric"] in ("accuracy", "memory_capacity") else "lower"
+    table = Table(title=f"training summary: {s['task']}", show_header=False)
+    rows = [("run", str(run_dir)), ("method", s["method"]),
+            (s["metric"], f"{s['value']:.4g} on the test part ({better} is better)"),
+            ("plasticity", s.get("plasticity", "none")),
+            ("wall time", f"{s['wall_s']:.1f} s"),
+            ("reservoir", f"{s['neurons']} LIF neurons, {s['precision']} precision")]
     for k, v in rows:
         table.add_row(k, v)
     _console().print(table)

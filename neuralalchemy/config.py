@@ -263,7 +263,7 @@ class PlasticityConfig:
     episodes: int = _f(
         10, "random-policy episodes (RL) or input sequences (supervised) the rule runs on",
         1, 100_000)
-    lr: float = _f(0.01, "learning rate of the rule, in units of the largest initial weight",
+    lr: float = _f(0.05, "learning rate of the rule, in units of the largest initial weight",
                    0.0, 100.0)
     a_plus: float = _f(1.0, "stdp: potentiation amplitude (pre before post)", 0.0, 100.0)
     a_minus: float = _f(1.0, "stdp: depression amplitude (post before pre)", 0.0, 100.0)

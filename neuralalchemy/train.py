@@ -247,6 +247,9 @@ def _loop(run: _Run, progress: bool, on_eval: EvalCallback | None) -> TrainResul
         with _progress(progress) as bar:
             task = bar.add_task("train", total=run.budget, status="",
                                 completed=min(learner.env_steps, run.budget))
+            if learner.iteration == 0 and run.cfg.training.init is not None:
+                # a transferred agent may already reach the target: then it trains zero steps
+                run.solved, _ = _evaluate(run.ctx, learner, run.target, log, run.best, run.start)
             while learner.env_steps < run.budget and not run.solved:
                 done = learner.step()
                 _log_train(log, learner, done)
