@@ -444,8 +444,8 @@ def pre_adapt(network: NetworkParams, payloads: Any, cfg: PlasticityConfig, step
     is Loihi's learning engine (:func:`learn_phase`) and the result keeps the network's exponents
     with mantissas that obey Lava's weight rules (:func:`~neuralalchemy.network.stable_weights`:
     a mixed-sign matrix keeps even mantissas). Returns the adapted network and statistics: mean
-    |Δw| over the adapted synapses (weight units and relative to their initial peak), the fraction
-    that changed, firing rates (spikes per neuron per timestep) before and after, the rule's
+    absolute Δw over the adapted synapses (weight units and relative to their initial peak), the
+    fraction that changed, firing rates (spikes per neuron per timestep) before and after, the rule's
     constants and the number of epochs.
     """
     if cfg.rule == "none":
