@@ -445,8 +445,8 @@ def pre_adapt(network: NetworkParams, payloads: Any, cfg: PlasticityConfig, step
     with mantissas that obey Lava's weight rules (:func:`~neuralalchemy.network.stable_weights`:
     a mixed-sign matrix keeps even mantissas). Returns the adapted network and statistics: mean
     absolute Δw over the adapted synapses (weight units and relative to their initial peak), the
-    fraction that changed, firing rates (spikes per neuron per timestep) before and after, the rule's
-    constants and the number of epochs.
+    fraction that changed, firing rates (spikes per neuron per timestep) before and after, the
+    rule's constants and the number of epochs.
     """
     if cfg.rule == "none":
         return network, {"rule": "none"}
