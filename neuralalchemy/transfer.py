@@ -22,8 +22,10 @@ Curriculum
 ----------
 ``curriculum.stages`` is a list of ``{env, steps[, target_return]}``: stage *k* is an ordinary run
 on its env spec (``CartPoleTask-v1@length=0.25`` sets a task parameter) that starts from stage
-*k−1*'s agent and stops at its target or its step budget. Every stage leaves its own run folder,
-the last one is the newest, so ``alchemy compile`` picks the final agent.
+*k−1*'s agent and stops at its target or its step budget; the steps a stage leaves unused (it
+reached its target early) are added to the next stage's budget, so the curriculum never spends
+more than the sum of the stages' steps. Every stage leaves its own run folder, the last one is the
+newest, so ``alchemy compile`` picks the final agent.
 """
 
 from __future__ import annotations
@@ -86,13 +88,16 @@ def train_curriculum(cfg: Config, trainer: Trainer, out: Path | None = None,
     """
     results: list[Any] = []
     init = cfg.training.init
+    unused = 0
     for stage in cfg.curriculum.stages:
+        budget = int(stage["steps"]) + unused
         training = dataclasses.replace(
-            cfg.training, steps=int(stage["steps"]), init=init,
+            cfg.training, steps=budget, init=init,
             target_return=stage.get("target_return", cfg.training.target_return))
         stage_cfg = dataclasses.replace(cfg, env=stage["env"], training=training,
                                         curriculum=CurriculumConfig())
         result = trainer(stage_cfg, out=out, **kwargs)
         results.append(result)
         init = str(result.run_dir)
+        unused = max(0, budget - int(result.summary["env_steps"]))
     return results

@@ -110,6 +110,12 @@ def test_curriculum_chains_stages(tmp_path):
     assert [s["env"] for s in result.summary["curriculum"]] == [s["env"] for s in stages]
     saved = json.loads((runs[1] / "summary.json").read_text())
     assert saved["curriculum_env_steps"] == sum(s["env_steps"] for s in saved["curriculum"])
+    # the steps stage 1 left unused (it stops after the update that crosses its budget: none
+    # here) go to stage 2's budget
+    first = load_checkpoint(runs[0]).config.training.steps
+    assert first == 300
+    second = load_checkpoint(runs[1]).config.training.steps
+    assert second == 300 + max(0, 300 - saved["curriculum"][0]["env_steps"])
 
 
 def test_curriculum_stage_errors_name_the_key():
