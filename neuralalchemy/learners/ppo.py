@@ -33,7 +33,12 @@ import numpy as np
 import torch
 
 from neuralalchemy.learners.base import Context, Progress, Readout
-from neuralalchemy.learners.optim import Schedule, make_optimizer, readout_penalty
+from neuralalchemy.learners.optim import (
+    Schedule,
+    gaussian_noise,
+    make_optimizer,
+    readout_penalty,
+)
 from neuralalchemy.train_state import copy_into
 from neuralalchemy.vecfeatures import from_context, mean_std
 
@@ -192,9 +197,7 @@ class Ppo:
             for start in range(0, n - size + 1, size):
                 idx = order[start:start + size]
                 zb = z[idx]
-                if tr.feature_noise > 0:
-                    zb = zb + tr.feature_noise * torch.randn(zb.shape, generator=self.gen,
-                                                             dtype=_DT)
+                zb = gaussian_noise(zb, tr.feature_noise, self.gen)
                 dist = self._dist(zb)
                 logp = self._log_prob(dist, acts[idx])
                 ratio = (logp - old_logp[idx]).exp()
