@@ -10,6 +10,9 @@ Models, each with N neurons (default 100):
 * ``spiking``: ``neuralalchemy.engine.Reservoir`` with the shipped ``configs/<task>.yaml``
   (fixed point unless the config says float), readout only: ridge on spike-count features
   (digits: softmax).
+* ``spiking + backprop``: the same reservoir first trained by surrogate-gradient BPTT through its
+  spikes (``task.method=backprop``, settings per task in :data:`BACKPROP`), quantized again to
+  fixed point, then the same readout.
 * ``ESN``: ReservoirPy ``Reservoir(N, lr=0.5, sr=0.9)`` (its documentation's getting-started
   values) and ``Ridge``, fed the raw input.
 * ``LIF``: ReservoirPy ``LIF(N, inhibitory=0.1, rc_connectivity=1, input_connectivity=1)`` (its
@@ -24,7 +27,7 @@ use the same softmax readout (L2 chosen on the validation split) on every model'
 row steps, concatenated. A column is one function ``column(task, settings) -> value``
 (:data:`COLUMNS`).
 
-Usage: ``python benchmarks/reservoir_tasks.py`` (about 5 min on 2 cores; writes the
+Usage: ``python benchmarks/reservoir_tasks.py`` (about 7 min on 2 cores; writes the
 ``reservoir_tasks`` section of benchmarks/RESULTS.md), ``--size 200``, ``--quick`` (30 neurons,
 short series, nothing written: a smoke test), ``--no-write``.
 """
@@ -136,12 +139,15 @@ def rpy_fit_predict(x: np.ndarray, y: np.ndarray, lam: float, x_new: np.ndarray)
 
 
 # ---------------------------------------------------------------- columns
-def _spiking(name: str, task: ty.Any, s: Settings, rule: str) -> float:
+def _spiking(name: str, task: ty.Any, s: Settings, rule: str,
+             backprop: ty.Sequence[str] = ()) -> float:
     """This project's LIF reservoir with the shipped task config, readout only; with ``rule``
     != 'none' the recurrent synapses are first adapted by that plasticity rule (default
-    settings) on the task's training inputs."""
+    settings) on the task's training inputs; with ``backprop`` (config overrides) the network is
+    first trained by surrogate gradients on the task's training part."""
     from neuralalchemy.config import load_config
     from neuralalchemy.supervised import (
+        backprop_network,
         pre_adapt_on_task,
         series_encoder,
         task_features,
@@ -151,7 +157,8 @@ def _spiking(name: str, task: ty.Any, s: Settings, rule: str) -> float:
     cfg = load_config(CONFIGS / f"{name}.yaml", environ={})
     per_layer = max(1, s.size // cfg.reservoir.layers)  # N neurons in all, whatever the stack
     cfg = load_config(CONFIGS / f"{name}.yaml", environ={},
-                      overrides=[f"reservoir.size={per_layer}", f"plasticity.rule={rule}"])
+                      overrides=[f"reservoir.size={per_layer}", f"plasticity.rule={rule}",
+                                 *backprop])
     enc = None if name == "digits" else series_encoder(cfg, task)
     net = task_network(cfg, task.x.shape[2] if enc is None else enc.n_channels)
     if rule != "none":
@@ -160,6 +167,8 @@ def _spiking(name: str, task: ty.Any, s: Settings, rule: str) -> float:
         except ValueError as exc:  # e.g. synaptic delays: Loihi's learning synapses have none
             print(f"  {name}: {rule} not applicable ({exc})", flush=True)
             return float("nan")
+    if backprop:
+        net, _ = backprop_network(cfg, task, net, enc)
     if enc is None:
         return digits_score(task, task_features(cfg, task, net, None))
     return series_score(task, task_features(cfg, task, net, enc), ours_fit_predict)
@@ -173,6 +182,26 @@ def spiking(name: str, task: ty.Any, s: Settings) -> float:
 def spiking_stdp(name: str, task: ty.Any, s: Settings) -> float:
     """The same reservoir after STDP pre-adaptation (``alchemy train --plasticity stdp``)."""
     return _spiking(name, task, s, "stdp")
+
+
+_BP = ("task.method=backprop", "task.sequence_length=50")
+BACKPROP: dict[str, tuple[str, ...]] = {
+    "narma10": (*_BP, "task.epochs=10", "training.lr=0.01"),
+    "mackey_glass": (*_BP, "task.epochs=1", "training.lr=0.01"),  # K = 8: 1 epoch, about 30 s
+    "memory_capacity": (*_BP, "task.epochs=5", "training.lr=0.003",
+                        "task.train_recurrent=true"),
+    "digits": ("task.method=backprop", "task.epochs=1", "training.lr=0.003"),
+}
+"""Per task: the config overrides of the ``spiking + backprop`` column (Adam, constant rate;
+``W_in`` trained, and ``W_rec`` for memory capacity). A handful of settings was tried per task
+(docs/guide/backprop.md)."""
+
+
+def spiking_backprop(name: str, task: ty.Any, s: Settings) -> float:
+    """The same reservoir trained by surrogate-gradient BPTT through its spikes
+    (``alchemy train --set task.method=backprop`` with :data:`BACKPROP`), quantized again,
+    then the same readout."""
+    return _spiking(name, task, s, "none", BACKPROP[name])
 
 
 def _rpy_states(node: ty.Any, task: ty.Any) -> np.ndarray:
@@ -240,6 +269,7 @@ def _validation_task(name: str, task: ty.Any) -> ty.Any:
 COLUMNS: dict[str, ty.Callable[[str, ty.Any, Settings], float]] = {
     "spiking (this project)": spiking,
     "spiking + STDP pre-adaptation": spiking_stdp,
+    "spiking + backprop": spiking_backprop,
     "ReservoirPy ESN (tanh)": esn,
     "ReservoirPy LIF": lif,
 }
@@ -306,6 +336,11 @@ def markdown(results: dict[str, ty.Any], s: Settings, wall: float) -> str:
         "The spiking configurations are the shipped `configs/<task>.yaml` in fixed point; a "
         "stacked one (NARMA-10, memory capacity: 16 layers) gets N // 16 neurons per layer "
         f"({s.size // 16 * 16} in all).", "",
+        "`spiking + backprop`: the same network trained by surrogate-gradient BPTT in float "
+        "(Adam, truncated windows of 50 steps; NARMA-10 10 epochs of W_in at lr 0.01, "
+        "Mackey-Glass 1 epoch of W_in at lr 0.01 (K = 8 makes an epoch slow), memory capacity "
+        "5 epochs of W_in and W_rec at lr 0.003, digits 1 epoch of W_in at lr 0.003), quantized "
+        "again, then the same readout as `spiking` (docs/guide/backprop.md).", "",
         table(["goal", "value", "met"], goal_rows(results, s.size)), "",
         f"Whole run {wall:.0f} s.",
     ])

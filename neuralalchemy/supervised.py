@@ -14,7 +14,7 @@ Readouts, on features standardised with the training rows' mean and std:
       w = argmin (1/T)·|X·w + b − Y|² + λ·|w|²   →   (XᵀX/T + λ·I)·w = XᵀY/T   (X centred)
 
 * softmax (digits): multinomial logistic regression, ``p = softmax(W·x + b)``, trained by
-  L-BFGS on the mean cross-entropy + λ·|W|².
+  L-BFGS on the mean cross-entropy + λ·‖W‖².
 
 Metrics: ``NRMSE = RMSE / std(y_test)``, memory capacity ``MC = Σ_k r²(u(t−k), ŷ_k(t))`` (test
 rows), accuracy. A run folder holds ``config.yaml``, ``provenance.json``, ``metrics.jsonl``,
@@ -229,7 +229,7 @@ def select_ridge(x: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = RIDGE_G
 
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, l2: float,
                 iterations: int = 200) -> LinearReadout:
-    """Multinomial logistic regression by L-BFGS: mean cross-entropy + ``l2``·|W|²."""
+    """Multinomial logistic regression by L-BFGS: mean cross-entropy + ``l2``·‖W‖²."""
     z, mean, std = _standardise(x)
     zt = torch.as_tensor(z, dtype=torch.float64)
     yt = torch.as_tensor(labels, dtype=torch.int64)
@@ -429,44 +429,50 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if not isinstance(v, (list, np.ndarray))}
 
 
-def fit_backprop(cfg: Config, task: SeriesTask | SequenceTask, network: NetworkParams,
-                 enc: EncoderParams | None, log: MetricsLog,
-                 progress: bool) -> tuple[dict[str, Any], LinearReadout, NetworkParams]:
-    """Surrogate-gradient training (``task.method = 'backprop'``) through
-    :func:`neuralalchemy.learners.surrogate.fit_backprop` on the training part; the trained
-    network (quantized again in fixed point) is scored on the test part by the ordinary engine.
-    Returns (test metrics, readout on raw spike counts, trained network)."""
+def backprop_network(cfg: Config, task: SeriesTask | SequenceTask, network: NetworkParams,
+                     enc: EncoderParams | None,
+                     progress: bool = False) -> tuple[NetworkParams, list[float]]:
+    """Train ``network`` through its spikes by surrogate gradients
+    (:func:`neuralalchemy.learners.surrogate.fit_backprop`) on the task's training part (series:
+    the washout and training rows; digits: the training images), on the features the readout
+    will see (``readout.features``; digits: the row steps concatenated). Returns the trained
+    network in ``network``'s precision (quantized again in fixed point) and the loss per
+    gradient step."""
     try:
         from neuralalchemy.learners import surrogate
     except ImportError:
         raise ConfigError("task.method: 'backprop' needs neuralalchemy.learners.surrogate, "
                           "which this installation lacks; use task.method=ridge") from None
-    def fit(x: np.ndarray, y: np.ndarray, kind: Any, washout: int) -> Any:
-        return surrogate.fit_backprop(network, x, y, kind, cfg.task, cfg.training,
-                                      cfg.reservoir.steps_per_obs, washout, cfg.training.seed,
-                                      progress)
-
+    decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
+    k, seed = cfg.reservoir.steps_per_obs, cfg.training.seed
     if isinstance(task, SequenceTask):
-        tr = slice(0, task.train)
-        result = fit(task.x[tr], task.labels[tr], "classification", 0)
-        logits = surrogate.predict(result, task.x[task.train:], network.precision)
-        metrics: dict[str, Any] = {"accuracy": accuracy(task.labels[task.train:],
-                                                        logits.argmax(axis=1))}
+        result = surrogate.fit_backprop(network, task.x[:task.train], task.labels[:task.train],
+                                        "classification", cfg.task, cfg.training, k, 0, seed,
+                                        progress, trace_decay=decay, concat=True)
     else:
         assert enc is not None
-        values = channel_values(task.u, enc)
         end = task.washout + task.train
-        result = fit(values[:end], task.y[:end], "regression", task.washout)
-        out = surrogate.predict(result, values, network.precision)[task.train:]
-        metrics = _series_metrics(task, task.y[task.test_rows], out)
-    for i, loss in enumerate(result.losses):
+        result = surrogate.fit_backprop(network, channel_values(task.u[:end], enc),
+                                        task.y[:end], "regression", cfg.task, cfg.training, k,
+                                        task.washout, seed, progress, trace_decay=decay)
+    trained = result.network
+    return (trained if network.precision == "float" else quantize_network(trained),
+            result.losses)
+
+
+def fit_backprop(cfg: Config, task: SeriesTask | SequenceTask, network: NetworkParams,
+                 enc: EncoderParams | None, log: MetricsLog,
+                 progress: bool) -> tuple[dict[str, Any], LinearReadout, NetworkParams]:
+    """Surrogate-gradient training (``task.method = 'backprop'``, :func:`backprop_network`),
+    then exactly the closed-form path on the trained network (quantized again in fixed point):
+    the same features, rows, ridge selection (or softmax) and test metrics, so that with
+    nothing in the reservoir trained the result equals ``task.method = 'ridge'``. Returns (test
+    metrics, readout, trained network)."""
+    start = time.perf_counter()
+    trained, losses = backprop_network(cfg, task, network, enc, progress)
+    for i, loss in enumerate(losses):
         log.write({"kind": "train", "step": i, "loss": float(loss)})
-    trained = result.network if network.precision == "float" else quantize_network(
-        result.network)
-    n = result.readout_w.shape[1]
-    ro = LinearReadout(result.readout_w, result.readout_b, np.zeros(n), np.ones(n),
-                       kind="softmax" if isinstance(task, SequenceTask) else "ridge")
-    log.write({"kind": "eval", "split": "test", **metrics})
+    metrics, ro = _fit_closed_form(cfg, task, trained, enc, log, progress, start)
     return metrics, ro, trained
 
 

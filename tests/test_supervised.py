@@ -204,13 +204,21 @@ def test_unknown_task_and_bad_values_name_the_key():
     assert make_task(_cfg("task.name=memory_capacity", "reservoir.size=10")).y.shape[1] == 20
 
 
-def test_backprop_method_trains_through_the_network(tmp_path):
-    cfg = _cfg("task.name=mackey_glass", "task.method=backprop", "reservoir.size=10",
-               "task.train_length=120", "task.test_length=50", "task.washout=20",
-               "task.epochs=1", "task.sequence_length=30", f"out={tmp_path}")
-    result = train_task(cfg, progress=False)
-    assert result.summary["method"] == "backprop" and np.isfinite(result.summary["value"])
-    assert (result.run_dir / "checkpoint.npz").is_file()
+def test_backprop_with_nothing_trained_equals_the_ridge_path(tmp_path):
+    """``task.method=backprop`` evaluates exactly as the closed-form path (same features,
+    trace, lanes, rows, ridge selection, fixed point after re-quantisation): training only the
+    readout, which is refitted in closed form, gives the ridge result to the last bit."""
+    small = ["task.name=narma10", "reservoir.size=10", "task.train_length=120",
+             "task.test_length=50", "task.washout=20", "task.lanes=2", "task.select_ridge=true",
+             "readout.features=trace", "task.epochs=1", "task.sequence_length=30",
+             f"out={tmp_path}"]
+    ridge = train_task(_cfg(*small), progress=False)
+    bp = train_task(_cfg(*small, "task.method=backprop", "task.train_input=false"),
+                    progress=False)
+    assert bp.summary["method"] == "backprop" and bp.summary["precision"] == "fixed"
+    assert bp.summary["value"] == ridge.summary["value"]
+    assert bp.summary["ridge"] == ridge.summary["ridge"]
+    assert (bp.run_dir / "checkpoint.npz").is_file()
 
 
 def test_cli_trains_a_task_with_plasticity_and_compile_refuses_it(tmp_path, capsys):

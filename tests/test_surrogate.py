@@ -151,8 +151,8 @@ def test_sequence_classification_learns():
     net = draw_float_network(ReservoirConfig(size=24, seed=5, precision="float"), 2)
     task = TaskConfig(epochs=8, batch_size=16, sequence_length=6, train_input=True)
     res = fit_backprop(net, x, labels, "classification", task, TrainingConfig(lr=0.05), 3, 1,
-                       seed=0)
-    assert res.per_sequence and res.readout_w.shape == (2, 24)
+                       seed=0, concat=True)  # the readout sees the 5 steps' counts side by side
+    assert res.per_sequence and res.readout_w.shape == (2, 5 * 24)
     assert np.mean(res.losses[-4:]) < np.mean(res.losses[:4])
     assert score(res, x, labels) >= 0.9
     assert score(res, x, labels, "fixed") >= 0.85

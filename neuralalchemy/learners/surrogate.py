@@ -11,12 +11,14 @@ operations in the same order), so a network trained here runs unchanged on the e
 
 Backward pass: the Heaviside ``H`` has the fast-sigmoid (SuperSpike) surrogate derivative
 
-    ∂s/∂v ≈ 1 / (vth·(1 + k·|v − vth|/vth)²),    k = ``TaskConfig.surrogate_slope``
+    ∂s/∂v ≈ 1 / (vth·(1 + k·abs(v − vth)/vth)²),    k = ``TaskConfig.surrogate_slope``
 
 and the reset is detached (gradients do not flow through ``v ← 0``). Features are the spike
 counts of the ``K = steps_per_obs`` timesteps that hold each input, differentiable through the
-surrogate; the readout is linear (``W_out·z + b``): MSE for regression, softmax cross-entropy for
-classification.
+surrogate, or (``trace_decay`` > 0) their trace ``f(t) = trace_decay·f(t−1) + counts(t)``; the
+readout is linear (``W_out·z + b``): MSE for regression, softmax cross-entropy for
+classification. With one target per sequence the readout sees the mean features of the steps
+after the washout, or (``concat``) the features of every step, concatenated.
 
 What is trained: the readout always; ``W_in`` with ``train_input``; ``W_rec`` with
 ``train_recurrent`` (only the existing synapses, each keeping its sign, so sparsity and Dale's
@@ -209,10 +211,11 @@ class _Reservoir:
 class BackpropResult:
     """A trained network and its readout.
 
-    ``readout_w`` (O, N) and ``readout_b`` (O,) act on raw spike counts per input step (for a
-    sequence target: their mean over the steps after the washout): ``y = readout_w·z +
-    readout_b`` (regression, targets in their own units) or class logits (classification).
-    ``network`` is float, with ``gains`` already folded into ``w_in``.
+    ``readout_w`` (O, F) and ``readout_b`` (O,) act on raw features per input step (spike
+    counts, or their trace with ``trace_decay`` > 0; for a sequence target: their mean over the
+    steps after the washout, or with ``concat`` those steps' features concatenated):
+    ``y = readout_w·z + readout_b`` (regression, targets in their own units) or class logits
+    (classification). ``network`` is float, with ``gains`` already folded into ``w_in``.
     """
 
     network: NetworkParams
@@ -224,6 +227,8 @@ class BackpropResult:
     steps_per_obs: int
     washout: int
     per_sequence: bool = False
+    trace_decay: float = 0.0
+    concat: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -238,10 +243,11 @@ def as_batch(inputs: np.ndarray) -> np.ndarray:
 
 
 def engine_features(network: NetworkParams, inputs: np.ndarray, steps_per_obs: int,
-                    ) -> np.ndarray:
-    """Spike counts (B, T, N) of the ordinary engine, float or fixed point. Inputs are channel
-    values (float payloads); fixed point sends them as 8-bit payloads ``floor(255·x + 0.5)``
-    (values must lie in [0, 1]), or as binary spikes for a binary-input network."""
+                    trace_decay: float = 0.0) -> np.ndarray:
+    """Spike counts (B, T, N) of the ordinary engine, float or fixed point, or their trace
+    (``trace_decay`` > 0). Inputs are channel values (float payloads); fixed point sends them as
+    8-bit payloads ``floor(255·x + 0.5)`` (values must lie in [0, 1]), or as binary spikes for a
+    binary-input network."""
     x = as_batch(inputs)
     if network.precision == "fixed":
         levels = PAYLOAD_LEVELS if network.payload_levels > 1 else 1
@@ -250,15 +256,31 @@ def engine_features(network: NetworkParams, inputs: np.ndarray, steps_per_obs: i
     res.reset()
     payload = torch.as_tensor(x, dtype=torch.int64 if network.precision == "fixed" else _DT)
     out = [res.run(payload[:, t], steps_per_obs) for t in range(x.shape[1])]
-    return torch.stack(out, dim=1).numpy().astype(np.float64)
+    counts = torch.stack(out, dim=1).to(_DT)
+    return trace(counts, trace_decay).numpy()
 
 
-def _readout_inputs(counts: np.ndarray, washout: int, per_sequence: bool) -> np.ndarray:
-    """Per-step features after the washout (B·T', N), or per-sequence means (B, N)."""
-    kept = counts[:, washout:]
+def trace(counts: torch.Tensor, decay: float, start: torch.Tensor | None = None,
+          ) -> torch.Tensor:
+    """``f(t) = decay·f(t−1) + counts(t)`` along dim 1 of (B, T, N), from ``f(−1) = start``
+    (zeros if None); the counts themselves when ``decay`` is 0 (differentiable)."""
+    if decay == 0.0:
+        return counts
+    f = torch.zeros_like(counts[:, 0]) if start is None else start
+    out = []
+    for t in range(counts.shape[1]):
+        f = decay * f + counts[:, t]
+        out.append(f)
+    return torch.stack(out, dim=1)
+
+
+def _readout_inputs(feats: Any, washout: int, per_sequence: bool, concat: bool = False) -> Any:
+    """Per-step features after the washout (B·T', N), or per sequence (B, N) their mean, or
+    with ``concat`` (B, T'·N) every step's (numpy arrays or tensors)."""
+    kept = feats[:, washout:]
     if per_sequence:
-        return kept.mean(axis=1)
-    return kept.reshape(-1, counts.shape[-1])
+        return kept.reshape(kept.shape[0], -1) if concat else kept.mean(1)
+    return kept.reshape(-1, feats.shape[-1])
 
 
 def predict(result: BackpropResult, inputs: np.ndarray, precision: str = "float") -> np.ndarray:
@@ -267,8 +289,8 @@ def predict(result: BackpropResult, inputs: np.ndarray, precision: str = "float"
     Returns (B·T', O) per step after the washout, or (B, O) per sequence; class logits for
     classification."""
     network = result.network if precision == "float" else quantize_network(result.network)
-    counts = engine_features(network, inputs, result.steps_per_obs)
-    z = _readout_inputs(counts, result.washout, result.per_sequence)
+    feats = engine_features(network, inputs, result.steps_per_obs, result.trace_decay)
+    z = _readout_inputs(feats, result.washout, result.per_sequence, result.concat)
     return z @ result.readout_w.T + result.readout_b
 
 
@@ -339,7 +361,36 @@ def ridge_result(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
                           per_sequence=per_sequence)
 
 
+def softmax_readout(z: np.ndarray, labels: np.ndarray, classes: int, l2: float,
+                    iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on features ``z`` (rows, F) by L-BFGS: mean
+    cross-entropy + ``l2``·‖W‖²; returns (W (classes, F), b (classes,))."""
+    zt, yt = torch.as_tensor(z, dtype=_DT), torch.as_tensor(labels)
+    w = torch.zeros(classes, z.shape[1], dtype=_DT, requires_grad=True)
+    b = torch.zeros(classes, dtype=_DT, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iterations, tolerance_grad=1e-7,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(zt @ w.T + b, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), b.detach().numpy()
+
+
 # ---------------------------------------------------------------- training
+class Readin(NamedTuple):
+    """How spikes become readout features: ``steps_per_obs`` timesteps per input step, the
+    trace decay (0: counts), and per-sequence features concatenated (else averaged)."""
+
+    steps_per_obs: int
+    trace_decay: float = 0.0
+    concat: bool = False
+
+
 _VAR_FLOOR = 0.01
 """Added to each feature's variance before standardising: a neuron silent at the start that
 training wakes up then feeds the readout counts of at most ``K/0.1``, not ``K/0``."""
@@ -355,7 +406,7 @@ class _Head:
         if kind == "classification":
             classes = int(y0.max()) + 1
             self.ym, self.ys = np.zeros(classes), np.ones(classes)
-            w, b = np.zeros((classes, z0.shape[1])), np.zeros(classes)
+            w, b = softmax_readout(zn, y0.astype(np.int64), classes, ridge)
         else:
             y2 = y0.reshape(len(y0), -1)
             self.ym, self.ys = y2.mean(axis=0), y2.std(axis=0) + 1e-12
@@ -413,23 +464,26 @@ class _Windows:
         return _Batch(torch.as_tensor(pre), torch.as_tensor(xs), torch.as_tensor(ys), 0, False)
 
 
-def _batch_loss(model: _Reservoir, head: _Head, batch: _Batch, kind: str, steps_per_obs: int,
+def _batch_loss(model: _Reservoir, head: _Head, batch: _Batch, kind: str, readin: Readin,
                 train: TrainingConfig, gen: torch.Generator) -> torch.Tensor:
     """Loss of one batch: forward through the window, readout, MSE or cross-entropy, penalty."""
     task = model.task
     w = model.weights(task.weight_noise, gen)
     state = model.warm_state(batch.x.shape[0], w[1])
+    start = None
     if batch.prefix is not None and batch.prefix.shape[1]:
         with torch.no_grad():
-            _, state = model.run(gaussian_noise(batch.prefix, task.input_noise, gen), state, w,
-                                 steps_per_obs)
+            pre, state = model.run(gaussian_noise(batch.prefix, task.input_noise, gen), state, w,
+                                   readin.steps_per_obs)
+            start = trace(pre, readin.trace_decay)[:, -1]
     x = gaussian_noise(batch.x, task.input_noise, gen)
-    counts, _ = model.run(x, state, w, steps_per_obs, truncate=task.sequence_length)
-    kept = counts[:, batch.loss_from:]
+    counts, _ = model.run(x, state, w, readin.steps_per_obs, truncate=task.sequence_length)
+    feats = trace(counts, readin.trace_decay, start)
+    z = _readout_inputs(feats, batch.loss_from, batch.per_sequence, readin.concat)
     if batch.per_sequence:
-        z, y = kept.mean(dim=1), batch.y
+        y = batch.y
     else:
-        z, y = kept.reshape(-1, kept.shape[-1]), batch.y[:, batch.loss_from:]
+        y = batch.y[:, batch.loss_from:]
         y = y.reshape(-1, *y.shape[2:])
     z = dropout((z - head.mu_t) / head.sd_t, task.dropout, gen)
     out = z @ weight_noise(head.w, task.weight_noise, gen).T + head.b
@@ -458,7 +512,8 @@ def _param_groups(model: _Reservoir, head: _Head, lr: float) -> list[dict[str, A
 
 def fit_backprop(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray, kind: Kind,
                  task_cfg: TaskConfig, train_cfg: TrainingConfig, steps_per_obs: int,
-                 washout: int, seed: int, progress: bool = False) -> BackpropResult:
+                 washout: int, seed: int, progress: bool = False, *, trace_decay: float = 0.0,
+                 concat: bool = False) -> BackpropResult:
     """Train by surrogate-gradient BPTT (see the module docstring); return the float network
     with the gains folded in, the readout on raw counts, the gains and the loss per step. A
     fixed-point ``network`` is trained as its :func:`~neuralalchemy.network.dequantize` float
@@ -466,9 +521,11 @@ def fit_backprop(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
 
     ``inputs``: (T, C) series or (B, T, C) sequences of channel values (in [0, 1] for the
     fixed-point path), each held ``steps_per_obs`` timesteps; ``targets``: see
-    :func:`align_targets` (class indices for classification). The readout starts from the
-    closed-form ridge solution (``task_cfg.ridge``) on the untrained reservoir; for regression it
-    is refitted in closed form on the trained reservoir at the end. Optimizer, rate, schedule
+    :func:`align_targets` (class indices for classification). Features: spike counts, their
+    trace (``trace_decay`` > 0), per sequence averaged or concatenated (``concat``). The readout
+    starts from the closed-form ridge solution (``task_cfg.ridge``; classification: softmax
+    regression with that L2) on the untrained reservoir; for regression it is refitted in closed
+    form on the trained reservoir at the end. Optimizer, rate, schedule
     (over all gradient steps unless ``train_cfg.lr_horizon`` is set), l1 and l2 come from
     ``train_cfg``; dropout, input noise and weight noise from ``task_cfg``.
     """
@@ -483,7 +540,9 @@ def fit_backprop(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
         raise ValueError(f"washout {washout} leaves no step of {x.shape[1]}")
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    z0 = _readout_inputs(engine_features(network, x, steps_per_obs), washout, per_sequence)
+    readin = Readin(steps_per_obs, trace_decay, concat)
+    z0 = _readout_inputs(engine_features(network, x, steps_per_obs, trace_decay), washout,
+                         per_sequence, concat)
     y_rows = y if per_sequence else _steps(y, washout)
     head = _Head(z0, y_rows, kind, task_cfg.ridge)
     model = _Reservoir(network, task_cfg)
@@ -494,7 +553,7 @@ def fit_backprop(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
     losses: list[float] = []
     for step in range(total):
         sched.update(step)
-        loss = _batch_loss(model, head, windows.draw(rng), kind, steps_per_obs, train_cfg, gen)
+        loss = _batch_loss(model, head, windows.draw(rng), kind, readin, train_cfg, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -507,9 +566,11 @@ def fit_backprop(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
     trained = model.network()
     w_out, b_out = head.raw()
     if kind == "regression":
-        z = _readout_inputs(engine_features(trained, x, steps_per_obs), washout, per_sequence)
+        z = _readout_inputs(engine_features(trained, x, steps_per_obs, trace_decay), washout,
+                            per_sequence, concat)
         w_out, b_out = ridge_readout(z, y_rows, task_cfg.ridge)
     return BackpropResult(network=trained, readout_w=w_out, readout_b=b_out,
                           gains=np.exp(model.log_gain.detach().numpy()), losses=losses,
                           kind=kind, steps_per_obs=steps_per_obs, washout=washout,
-                          per_sequence=per_sequence, info={"steps": total})
+                          per_sequence=per_sequence, trace_decay=trace_decay, concat=concat,
+                          info={"steps": total})
