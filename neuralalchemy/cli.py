@@ -130,8 +130,8 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
             if steps is not None or state_every is not None:
                 raise UserError("--steps and --state-every are for RL runs; a supervised task "
                                 "sets its lengths in the task section")
-            result = train_task(cfg, progress=show)
-            _print_task_summary(result.run_dir, result.summary)
+            task_result = train_task(cfg, progress=show)
+            _print_task_summary(task_result.run_dir, task_result.summary)
             return
         result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
     _print_summary(result.run_dir, result.summary)

@@ -141,8 +141,11 @@ class _Reservoir:
     """The trainable tensors of one float network and the windowed forward pass."""
 
     def __init__(self, net: NetworkParams, task: TaskConfig):
-        w_rec = net.w_rec.toarray() if sp.issparse(net.w_rec) else np.asarray(net.w_rec)
-        delays = net.delays.toarray() if sp.issparse(net.delays) else net.delays
+        w_any: Any = net.w_rec
+        w_rec = w_any.toarray() if sp.issparse(w_any) else np.asarray(w_any)
+        delays: Any = net.delays
+        if sp.issparse(delays):
+            delays = delays.toarray()
         self.sparse = sp.issparse(net.w_rec)
         self.net, self.task = net, task
         self.w_in = torch.tensor(net.w_in, dtype=_DT, requires_grad=task.train_input)
