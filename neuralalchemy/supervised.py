@@ -230,22 +230,11 @@ def select_ridge(x: np.ndarray, y: np.ndarray, grid: tuple[float, ...] = RIDGE_G
 def fit_softmax(x: np.ndarray, labels: np.ndarray, classes: int, l2: float,
                 iterations: int = 200) -> LinearReadout:
     """Multinomial logistic regression by L-BFGS: mean cross-entropy + ``l2``·‖W‖²."""
+    from neuralalchemy.learners.optim import softmax_lbfgs
+
     z, mean, std = _standardise(x)
-    zt = torch.as_tensor(z, dtype=torch.float64)
-    yt = torch.as_tensor(labels, dtype=torch.int64)
-    w = torch.zeros(classes, z.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iterations, tolerance_grad=1e-7,
-                            line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(zt @ w.T + b, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return LinearReadout(w.detach().numpy(), b.detach().numpy(), mean, std, kind="softmax")
+    w, b = softmax_lbfgs(z, labels, classes, l2, iterations)
+    return LinearReadout(w, b, mean, std, kind="softmax")
 
 
 # ---------------------------------------------------------------- metrics

@@ -136,3 +136,26 @@ def dropout(x: torch.Tensor, p: float, gen: torch.Generator | None) -> torch.Ten
         raise ValueError(f"dropout probability must be below 1, got {p}")
     keep = torch.rand(x.shape, generator=gen, device=x.device) >= p
     return x * keep.to(x.dtype) / (1.0 - p)
+
+
+def softmax_lbfgs(z: Any, labels: Any, classes: int, l2: float,
+                  iterations: int = 100) -> tuple[Any, Any]:
+    """Multinomial logistic regression (the softmax readout): minimise the mean cross-entropy
+    of ``softmax(W·z + b)`` plus ``l2``·‖W‖² over (W, b) by L-BFGS with a strong-Wolfe line
+    search, from zero; ``z`` (rows, F), integer ``labels``; returns (W (classes, F), b) as
+    float64 numpy arrays."""
+    zt = torch.as_tensor(z, dtype=torch.float64)
+    yt = torch.as_tensor(labels, dtype=torch.int64)
+    w = torch.zeros(classes, zt.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iterations, tolerance_grad=1e-7,
+                            line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(zt @ w.T + b, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), b.detach().numpy()

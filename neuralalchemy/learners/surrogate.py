@@ -47,6 +47,7 @@ from neuralalchemy.learners.optim import (
     gaussian_noise,
     make_optimizer,
     readout_penalty,
+    softmax_lbfgs,
     weight_noise,
 )
 from neuralalchemy.network import PAYLOAD_LEVELS, NetworkParams, dequantize, quantize_network
@@ -366,22 +367,9 @@ def ridge_result(network: NetworkParams, inputs: np.ndarray, targets: np.ndarray
 
 def softmax_readout(z: np.ndarray, labels: np.ndarray, classes: int, l2: float,
                     iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression on features ``z`` (rows, F) by L-BFGS: mean
-    cross-entropy + ``l2``·‖W‖²; returns (W (classes, F), b (classes,))."""
-    zt, yt = torch.as_tensor(z, dtype=_DT), torch.as_tensor(labels)
-    w = torch.zeros(classes, z.shape[1], dtype=_DT, requires_grad=True)
-    b = torch.zeros(classes, dtype=_DT, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iterations, tolerance_grad=1e-7,
-                            line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(zt @ w.T + b, yt) + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach().numpy(), b.detach().numpy()
+    """Multinomial logistic regression on features ``z`` (rows, F): mean cross-entropy +
+    ``l2``·‖W‖² (:func:`~neuralalchemy.learners.optim.softmax_lbfgs`); (W, b) as arrays."""
+    return softmax_lbfgs(z, labels, classes, l2, iterations)
 
 
 # ---------------------------------------------------------------- training

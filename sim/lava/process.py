@@ -13,8 +13,9 @@ The reservoir is Lava's own ``LIF`` (``LIFRefractory`` when ``refractory > 0``) 
 only :class:`EnvLoop` (the Gymnasium environment, the encoder and the readout) is ours, and it runs
 as a host (CPU) process on every target. On the CPU simulator :class:`FusedEnvLoop` does the input
 ``Dense``'s arithmetic itself and feeds ``LIF.a_in`` directly (one Lava process fewer per
-timestep, same spikes bit for bit); the Loihi graph keeps the ``Dense``. :class:`PayloadPlayer` drives the same network open loop
-with a given payload sequence and records its spikes (the equivalence tests).
+timestep, same spikes bit for bit); the Loihi graph keeps the ``Dense``. :class:`PayloadPlayer`
+drives the same network open loop with a given payload sequence and records its spikes (the
+equivalence tests).
 """
 
 from __future__ import annotations
