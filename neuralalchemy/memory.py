@@ -120,10 +120,8 @@ def append_memory(cfg: ReservoirConfig, w_rec: sp.csr_matrix, delays: sp.csr_mat
     new_rec.sort_indices()
     new_delays = None
     if delays is not None:
-        old = sp.csr_matrix(delays)
-        if not (np.array_equal(old.indptr, w_rec.indptr)
-                and np.array_equal(old.indices, w_rec.indices)):
-            raise ValueError("delays must store the same entries as w_rec")
+        from neuralalchemy.network import delays_like  # network imports this module
+        old = delays_like(w_rec, delays)
         new_delays = new_rec.copy()
         new_delays.data = np.concatenate(
             [old.data, np.zeros(mem.nnz, dtype=old.data.dtype)]).astype(np.int64)

@@ -281,6 +281,15 @@ def _bernoulli_positions(rng: np.random.Generator, rows: int, cols: int,
     return flat // cols, flat % cols
 
 
+def delays_like(w: sp.csr_matrix, delays: Any) -> sp.csr_matrix:
+    """``delays`` as a CSR matrix storing exactly the entries of the CSR matrix ``w`` (the
+    contract of :attr:`NetworkParams.delays`); ValueError when they differ."""
+    d = sp.csr_matrix(delays)
+    if not (np.array_equal(d.indptr, w.indptr) and np.array_equal(d.indices, w.indices)):
+        raise ValueError("sparse delays must store the same entries as w_rec")
+    return d
+
+
 def spectral_radius(w: Any) -> float:
     """Largest eigenvalue magnitude: exact (dense eigvals) up to 3000 neurons; beyond, the
     random-matrix estimate ``max(sqrt(N·Var(w_ij)), |N·E[w_ij]|)`` (circular law plus the

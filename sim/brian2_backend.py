@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neuralalchemy.agent_io import DeployedAgent, act, episode_rng, update_features
-from neuralalchemy.network import NetworkParams
+from neuralalchemy.network import NetworkParams, delays_like
 from neuralalchemy.sim.backend import BackendUnavailable, EpisodeRecord
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
@@ -216,10 +216,7 @@ def _entries(w: ty.Any, delays: ty.Any = None) -> tuple[ty.Any, ...]:
         pre, value = csr.indices.astype(np.int32, copy=False), csr.data
         delay = None
         if delays is not None:
-            d_csr = sp.csr_matrix(delays)
-            if not (np.array_equal(d_csr.indptr, csr.indptr)
-                    and np.array_equal(d_csr.indices, csr.indices)):
-                raise ValueError("sparse delays must share w_rec's stored entries")
+            d_csr = delays_like(csr, delays)
             delay = np.asarray(d_csr.data, dtype=np.int64)
     else:
         w = np.asarray(w)
