@@ -83,12 +83,14 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify(folder: Path, manifest: dict[str, Any]) -> None:
-    """Every file listed in the manifest exists and has its recorded SHA-256."""
+def verify(folder: Path, manifest: dict[str, Any],
+           required: frozenset[str] = REQUIRED_FILES) -> None:
+    """Every file listed in the manifest exists and has its recorded SHA-256; the ``required``
+    files are listed."""
     files = manifest.get("files")
-    if not isinstance(files, dict) or not REQUIRED_FILES <= set(files):
+    if not isinstance(files, dict) or not required <= set(files):
         raise ArtifactError(f"{folder}/{MANIFEST} does not list the hashes of "
-                            f"{', '.join(sorted(REQUIRED_FILES))}; re-run `alchemy compile`")
+                            f"{', '.join(sorted(required))}; re-run `alchemy compile`")
     for name, digest in sorted(files.items()):
         path = folder / name
         if not path.is_file():
@@ -102,6 +104,9 @@ def load_artifact(folder: str | Path) -> tuple[DeployedAgent, dict[str, Any]]:
     """Verified agent and manifest of an artifact folder."""
     folder = Path(folder)
     manifest = read_manifest(folder)
+    if manifest.get("kind") == "task":
+        raise ArtifactError(f"{folder} holds a supervised task ({manifest.get('task')}), not an "
+                            "agent; run it with `alchemy run` (it reports the task's metric)")
     verify(folder, manifest)
     try:
         net = NetworkParams.from_arrays(_load_npz(folder / "network.npz"))

@@ -1,5 +1,8 @@
 """``alchemy compile``: checkpoint → quantized, placed, self-contained artifact.
 
+A supervised-task run (``alchemy train --task``) compiles through
+:mod:`neuralalchemy.compile.task_artifact` into a task artifact.
+
 For a Loihi target the network is mapped to the chip's fixed-point formats (a network trained in
 fixed point already is in them; a float one is quantized by :func:`~neuralalchemy.network.
 quantize_network`), placed on cores within the target profile's limits, and written with its
@@ -19,6 +22,7 @@ from neuralalchemy.compile.artifact import FORMAT, FORMAT_VERSION, MANIFEST, age
 from neuralalchemy.compile.nir_export import from_nir, write_nir
 from neuralalchemy.compile.placement import Placement, Population, Projection, place
 from neuralalchemy.compile.quantize import quantize_for_target
+from neuralalchemy.compile.task_artifact import compile_task_run, is_task_checkpoint
 from neuralalchemy.fsio import atomic_dir, atomic_write_json, sha256_file
 from neuralalchemy.hardware.profiles import get_profile
 from neuralalchemy.network import NetworkParams, dequantize, fan_in
@@ -50,6 +54,8 @@ def compile_run(source: Path, target: str, out: Path) -> tuple[Path, dict[str, A
     """Compile ``source`` (a run folder, a checkpoint file or a NIR graph) into ``out``."""
     target = canonical_target(target)
     ckpt_path = source / CHECKPOINT_NAME if source.is_dir() else source
+    if is_task_checkpoint(ckpt_path):
+        return compile_task_run(ckpt_path, target, out)
     if ckpt_path.suffix.lower() == ".nir":
         agent, eval_mean = from_nir(ckpt_path), None
         float_net = agent.network

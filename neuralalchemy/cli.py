@@ -226,14 +226,25 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
                    f"{quant['spectral_radius']['fixed']:.3f}; the float agent agrees "
                    f"{100 * quant['float_sensitivity']['action_agreement']:.2f} % with itself "
                    f"under 1e-4 relative weight noise")
+    manifest = info["manifest"]
+    if manifest.get("kind") == "task":
+        refit = manifest.get("refit")
+        if refit:
+            click.echo(f"{manifest['task']}: network converted to {manifest['precision']} "
+                       f"precision; readout re-fitted on its features, test {refit['metric']} "
+                       f"{refit['value']:.4g}")
     click.echo(f"artifact {folder}  ({res['neurons']} neurons, {res['synapses']:,} synapses, "
-               f"{info['manifest']['precision']} precision)")
+               f"{manifest['precision']} precision)")
     if "placement" in res:
-        from neuralalchemy.compile.artifact import load_artifact
         from neuralalchemy.compile.compiler import placement_for
+        from neuralalchemy.compile.task_artifact import is_task_artifact, load_task_artifact
 
-        agent, _ = load_artifact(folder)
-        _console().print(render_table(placement_for(agent.network, target)))  # type: ignore[arg-type]
+        if is_task_artifact(folder):
+            network = load_task_artifact(folder)[1]
+        else:
+            from neuralalchemy.compile.artifact import load_artifact
+            network = load_artifact(folder)[0].network  # type: ignore[assignment]
+        _console().print(render_table(placement_for(network, target)))
 
 
 # ---------------------------------------------------------------- run
@@ -253,11 +264,25 @@ def compile_cmd(source: str | None, target: str, out: str | None, root: str) -> 
               help="Experiments folder searched for the latest artifact.")
 def run(artifact: str | None, backend: str, env_id: str | None, episodes: int, seed: int,
         compare: str, as_json: bool, root: str) -> None:
-    """Play a compiled agent (default: the latest artifact) in closed loop."""
+    """Play a compiled agent (default: the latest artifact) in closed loop.
+
+    A supervised-task artifact runs its task's test part instead (EPISODES test sequences for
+    digits) and reports the task's metric."""
+    from neuralalchemy.compile.task_artifact import is_task_artifact, run_task_artifact
     from neuralalchemy.sim.runner import run_artifact
 
     folder = _artifact_or_latest(artifact, root, quiet=as_json)
     cmp = None if compare.lower() == "none" else compare
+    if is_task_artifact(folder):
+        if env_id is not None:
+            raise UserError("--env: a supervised-task artifact has no environment; leave --env "
+                            "out")
+        task_result = run_task_artifact(folder, backend, episodes, compare=cmp)
+        if as_json:
+            click.echo(json.dumps(task_result, indent=2))
+        else:
+            _print_task_run(task_result)
+        return
     result = run_artifact(folder, backend, episodes, seed, env_id=env_id, compare=cmp)
     if as_json:
         click.echo(json.dumps(_json_summary(result), indent=2))
@@ -289,6 +314,23 @@ def _print_run(r: dict[str, Any]) -> None:
         con.print(f"action agreement with '{c['backend']}': {100 * c['agreement']:.2f} % of "
                   f"{c['steps_compared']:,} steps; identical returns: "
                   f"{'yes' if c['identical_returns'] else 'no'}")
+
+
+def _print_task_run(r: dict[str, Any]) -> None:
+    con = _console()
+    trained = r.get("trained")
+    was = (f" (at training: {trained['value']:.4g})" if trained and
+           trained.get("metric") == r["metric"] else "")
+    con.print(f"{r['task']} on backend '{r['backend']}' ({r['precision']}): test {r['metric']} "
+              f"{r['value']:.4g}{was} over {r['rows']:,} "
+              f"{'sequences' if r['task'] == 'digits' else 'rows'}")
+    con.print(f"{r['timesteps']:,} timesteps, {r['ms_per_timestep']:.3f} ms per timestep, "
+              f"{r['total_spikes']:,} spikes")
+    if "compare" in r:
+        c = r["compare"]
+        con.print(f"'{c['backend']}': {r['metric']} {c['value']:.4g}; identical features: "
+                  f"{'yes' if c['identical_features'] else 'no'} (max difference "
+                  f"{c['max_feature_difference']:.3g})")
 
 
 # ---------------------------------------------------------------- crosscheck

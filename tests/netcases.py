@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from neuralalchemy.network import NetworkParams
@@ -52,3 +53,10 @@ def reservoir_specs(max_size: int, **extra: Any) -> Any:
         seed=st.integers(0, 2**31 - 1),
         **extra,
     )
+
+
+BRIAN2_PYPARSING = pytest.mark.filterwarnings(
+    "ignore:'(setResultsName|parseString|scanString|parseAll)' (argument is )?deprecated"
+    ":DeprecationWarning")
+"""brian2 2.9's parsers use pyparsing's deprecated camelCase API (at import and when parsing
+model strings); pyparsing 3.3 warns on each call."""

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from netcases import as_sparse, random_payloads, reservoir_specs
+from netcases import BRIAN2_PYPARSING, as_sparse, random_payloads, reservoir_specs
 
 from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
 from neuralalchemy.config import ReservoirConfig
@@ -32,11 +32,7 @@ from neuralalchemy.sim import crosscheck as xc
 
 pytestmark = [
     pytest.mark.brian2,
-    # brian2 2.9's parsers use pyparsing's deprecated camelCase API (at import and when parsing
-    # model strings); pyparsing 3.3 warns on each call
-    pytest.mark.filterwarnings(
-        "ignore:'(setResultsName|parseString|scanString|parseAll)' (argument is )?deprecated"
-        ":DeprecationWarning"),
+    BRIAN2_PYPARSING,
 ]
 
 

@@ -221,10 +221,10 @@ def test_backprop_with_nothing_trained_equals_the_ridge_path(tmp_path):
     assert (bp.run_dir / "checkpoint.npz").is_file()
 
 
-def test_cli_trains_a_task_with_plasticity_and_compile_refuses_it(tmp_path, capsys):
+def test_cli_trains_a_task_with_plasticity(tmp_path, capsys):
     """`alchemy train --task narma10 --plasticity stdp` pre-adapts the reservoir on the task's
-    inputs (the network differs from the drawn one) and prints the test metric; `alchemy
-    compile` then names the run as a supervised task in one line."""
+    inputs (the network differs from the drawn one) and prints the test metric; commands that
+    need an agent name the run as a supervised task in one line."""
     from test_bad_input import main_error
 
     from neuralalchemy.cli import main
@@ -244,4 +244,5 @@ def test_cli_trains_a_task_with_plasticity_and_compile_refuses_it(tmp_path, caps
     assert not np.any((net1.w_rec != 0) & (net0.w_rec == 0))  # no new synapses
     summary = json.loads((adapted / "summary.json").read_text())
     assert summary["plasticity"] == "stdp" and summary["metric"] == "nrmse"
-    main_error(["compile", str(adapted)], capsys, "is a supervised-task run (narma10)")
+    main_error(["train", "--init", str(adapted), "--out", str(tmp_path)], capsys,
+               "is a supervised-task run (narma10)")
