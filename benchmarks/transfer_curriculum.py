@@ -1,22 +1,24 @@
-"""Transfer and curriculum learning: env steps to balance short poles, from scratch, from a
-trained CartPole-v1 agent (``--init``) and through an easy-to-hard curriculum.
+"""Transfer and curriculum learning: a short pole from a trained CartPole-v1 agent, and a
+success-only reward through a sparse-reward curriculum, each against training from scratch.
 
-Target 475 over the evaluation episodes; per seed (reservoir and learner):
+Per seed (reservoir and learner), ARS on the 256-neuron fixed-point reservoir:
 
 * transfer: ``configs/transfer_cartpole.yaml`` (``CartPoleTask-v1@length=0.2``, a pole 2.5 times
-  shorter than CartPole-v1's) from scratch and with ``--init`` a CartPole-v1 agent trained (same
-  seed, same encoder ranges) until it reaches 475; the source's steps are reported apart;
-* curriculum: ``configs/curriculum_cartpole.yaml`` (pole 0.5 → 0.25 → 0.1, every stage counted)
-  against the last stage (``CartPoleTask-v1@length=0.1``) from scratch under the same total
-  budget.
+  shorter than CartPole-v1's, target 475) from scratch and with ``--init`` a CartPole-v1 agent
+  trained (same seed, same encoder ranges) until it reaches 475; the source's steps are reported
+  apart. Figures: return before training (jumpstart), mean return over the first
+  :data:`AUC_STEPS` steps (area under the learning curve), steps to the target;
+* curriculum: ``configs/curriculum_goal_cartpole.yaml`` (``GoalCartPole-v1``: 1 for balancing
+  ``goal`` steps, else 0; goal 25 → 100 → 250 → 500, every stage counted) against goal 500 from
+  scratch under the same total budget, target a 95 % success rate.
 
-Figures: seeds that reach the target on the hard task, median env steps on it and in total (a
-seed that never reaches it counts as more than its budget), final evaluation mean.
+A seed that never reaches the target counts as more than its budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,9 +34,33 @@ from neuralalchemy.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSFER = ROOT / "configs" / "transfer_cartpole.yaml"
-CURRICULUM = ROOT / "configs" / "curriculum_cartpole.yaml"
+CURRICULUM = ROOT / "configs" / "curriculum_goal_cartpole.yaml"
 SOURCE_STEPS = 100_000
 RANGES = "encoder.ranges=[[-2.4,2.4],[-3.0,3.0],[-0.21,0.21],[-3.5,3.5]]"
+
+
+AUC_STEPS = 20_000
+"""Budget of the area under the learning curve (mean evaluation return over the first env
+steps)."""
+
+
+def curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(env steps, mean evaluation return) of every evaluation of a run."""
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").open()]
+    return [(int(r["env_steps"]), float(r["mean"])) for r in rows if r.get("kind") == "eval"]
+
+
+def area(points: list[tuple[int, float]], budget: int = AUC_STEPS) -> float:
+    """Mean evaluation return over env steps 0..budget: each evaluation holds until the next;
+    before a run's first evaluation its first value counts (which favours a run that is not
+    evaluated before its first update); after its last, its last."""
+    if not points:
+        return float("nan")
+    steps = np.array([p[0] for p in points] + [budget], dtype=float)
+    values = np.array([p[1] for p in points])
+    start = np.clip(np.concatenate([[0.0], steps[1:-1]]), 0, budget)
+    stop = np.clip(steps[1:], 0, budget)
+    return float(np.sum(values * np.maximum(stop - start, 0)) / budget)
 
 
 def _seeded(seed: int, out: Path) -> list[str]:
@@ -45,9 +71,9 @@ def run_seed(seed: int, out: Path) -> dict[str, dict]:
     """The three ways to the short pole for one seed: summaries keyed by method."""
     res: dict[str, dict] = {}
     t0 = time.perf_counter()
-    scratch = train(load_config(TRANSFER, _seeded(seed, out)), progress=False).summary
-    res["scratch"] = {**scratch, "total": scratch["env_steps"],
-                      "wall": time.perf_counter() - t0}
+    run = train(load_config(TRANSFER, _seeded(seed, out)), progress=False)
+    res["scratch"] = {**run.summary, "total": run.summary["env_steps"],
+                      "curve": curve(run.run_dir), "wall": time.perf_counter() - t0}
     t0 = time.perf_counter()
     hard = load_config(CURRICULUM, _seeded(seed, out))
     budget = sum(int(st["steps"]) for st in hard.curriculum.stages)
@@ -60,9 +86,11 @@ def run_seed(seed: int, out: Path) -> dict[str, dict]:
                                    "training.target_return=475"]), steps=SOURCE_STEPS,
                 progress=False)
     t1 = time.perf_counter()
-    tr = train(load_config(TRANSFER, [*_seeded(seed, out), f"training.init={src.run_dir}"]),
-               progress=False).summary
+    run = train(load_config(TRANSFER, [*_seeded(seed, out), f"training.init={src.run_dir}"]),
+                progress=False)
+    tr = run.summary
     res["transfer"] = {**tr, "total": tr["env_steps"] + src.summary["env_steps"],
+                       "curve": curve(run.run_dir),
                        "source": src.summary, "wall": time.perf_counter() - t1,
                        "wall_total": time.perf_counter() - t0}
     t0 = time.perf_counter()
@@ -79,7 +107,7 @@ def _median(values: list[int], solved: list[bool], budget: int) -> str:
     return f"> {budget:,}" if m == float("inf") else f"{int(m):,}"
 
 
-ROWS = (("pole 0.2", "scratch", "transfer"), ("pole 0.1", "scratch (hard)", "curriculum"))
+ROWS = (("pole 0.2", "scratch", "transfer"), ("goal 500", "scratch (hard)", "curriculum"))
 
 
 def main() -> None:
@@ -104,29 +132,42 @@ def main() -> None:
             runs = [s[method] for s in per_seed]
             solved = [bool(r["solved"]) for r in runs]
             finals = np.array([r["eval_mean"] for r in runs])
+            curves = [r.get("curve") for r in runs]
+            early = ["–", "–"]
+            if all(curves):
+                if all(c[0][0] == 0 for c in curves):  # evaluated before its first update
+                    early[0] = f"{np.median([c[0][1] for c in curves]):.0f}"
+                early[1] = f"{np.median([area(c) for c in curves]):.0f}"
             rows.append([
                 task, f"**{method}**" if method in ("transfer", "curriculum") else method,
-                f"{sum(solved)}/{len(runs)}",
+                *early, f"{sum(solved)}/{len(runs)}",
                 _median([r["env_steps"] for r in runs], solved, cap),
                 _median([r["total"] for r in runs], solved, cap + SOURCE_STEPS),
-                f"{finals.mean():.1f} ± {finals.std():.1f}",
+                f"{finals.mean():.1f} ± {finals.std():.1f}" if task == "pole 0.2" else
+                f"{finals.mean():.2f} ± {finals.std():.2f}",
                 f"{np.median([r['wall'] for r in runs]):.0f}"])
     src_steps = [s["transfer"]["source"]["env_steps"] for s in per_seed]
-    headers = ["hard task", "method", "reached 475", "median env steps on the hard task",
+    headers = ["hard task", "method", "median return before training",
+               f"median mean return over the first {AUC_STEPS:,} steps", "reached the target",
+               "median env steps on the hard task",
                "median env steps in total", "final return (hard task)", "median wall s"]
-    body = (f"Target 475; seeds 0…{args.seeds - 1}; ARS on the 256-neuron fixed-point "
-            "reservoir, evaluated after every update (a transferred agent also before its "
-            f"first). Pole 0.2 (CartPoleTask-v1@length=0.2, budget {budget:,} env steps): "
-            "from scratch and from a CartPole-v1 agent of the same seed (source env steps "
-            f"{', '.join(f'{s:,}' for s in src_steps)}, in the total column). Pole 0.1 "
-            f"(CartPoleTask-v1@length=0.1): from scratch with {hard_budget:,} env steps and "
-            "through configs/curriculum_cartpole.yaml (pole 0.5 → 0.25 → 0.1, the same total "
+    body = (f"Seeds 0…{args.seeds - 1}; ARS on the 256-neuron fixed-point reservoir, evaluated "
+            "after every update (a transferred agent also before its first). Pole 0.2 "
+            f"(CartPoleTask-v1@length=0.2, target 475, budget {budget:,} env steps): from scratch "
+            "and from a CartPole-v1 agent of the same seed (source env steps "
+            f"{', '.join(f'{s:,}' for s in src_steps)}, in the total column). Goal 500 "
+            "(GoalCartPole-v1@goal=500: 1 for balancing 500 steps, else 0; target a 95 % success "
+            f"rate over 20 episodes): from scratch with {hard_budget:,} env steps and through "
+            "configs/curriculum_goal_cartpole.yaml (goal 25 → 100 → 250 → 500, the same total "
             "budget, all stages counted in the total column). A seed that never reaches the "
-            "target counts as more than the budget.\n\n" + table(headers, rows))
+            "target counts as more than the budget. The mean return over the first "
+            f"{AUC_STEPS:,} steps is the area under the evaluation curve divided by the steps "
+            "(each evaluation holds until the next; a scratch run's first evaluation, after its "
+            "first update, also stands for the steps before it).\n\n" + table(headers, rows))
     print(body)
     if not args.no_write:
-        write_section("transfer_curriculum", "Transfer and curriculum learning: CartPole with "
-                      "short poles", body)
+        write_section("transfer_curriculum", "Transfer and curriculum learning: a short pole "
+                      "and a success-only reward", body)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@
 * ``SparseCartPole-v1``: CartPole-v1 whose reward is 0 on every step except the last one of the
   episode (termination, or truncation at 500 steps), which pays the episode's length. Returns,
   and so the optimal policy, are CartPole-v1's; only the credit is delayed.
+* ``GoalCartPole-v1`` (``@goal=T``, default 500): CartPole paying 1 on the step the pole has been
+  balanced for ``T`` steps (the episode then ends, a success) and 0 otherwise: the return is
+  success or nothing, the sparsest reward. Lowering ``T`` makes the reward easier to find, which
+  is what a sparse-reward curriculum steps through (``configs/curriculum_goal_cartpole.yaml``).
 
 Each is a plain ``gymnasium.Env`` subclass (no wrappers), so ``check_env(env.unwrapped)`` checks
 exactly what the agent sees. ``neuralalchemy.envs`` imports this module, so ``gym.make`` finds
@@ -99,11 +103,45 @@ class SparseCartPoleEnv(CartPoleEnv):
         return obs, reward, terminated, truncated, info
 
 
+class GoalCartPoleEnv(CartPoleEnv):
+    """CartPole paying 1 when the pole has stayed up for ``goal`` steps (then the episode ends),
+    0 on every other step; a fall ends the episode unpaid."""
+
+    TASK_DEFAULTS = {"goal": float(CARTPOLE_STEPS)}
+
+    def __init__(self, task: dict[str, float] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        task = dict(task or {})
+        unknown = sorted(set(task) - set(self.TASK_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown task parameter {unknown[0]!r}; GoalCartPole-v1 takes goal")
+        goal = task.get("goal", self.TASK_DEFAULTS["goal"])
+        if not (1 <= goal <= CARTPOLE_STEPS and float(goal).is_integer()):
+            raise ValueError(f"goal must be a whole number of steps in 1..{CARTPOLE_STEPS}, "
+                             f"got {goal}")
+        self.goal = int(goal)
+        self.elapsed = 0
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """CartPole's reset; the step counter restarts."""
+        self.elapsed = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """CartPole's dynamics; 1 on reaching the goal, else 0."""
+        obs, _, terminated, _, info = super().step(action)
+        self.elapsed += 1
+        reached = self.elapsed >= self.goal and not terminated
+        return obs, float(reached), terminated, reached, info
+
+
 # id -> (entry point, reward threshold, registered time limit)
 _TASKS: dict[str, tuple[str, float | None, int]] = {
     "MaskedCartPole-v1": (f"{__name__}:MaskedCartPoleEnv", 475.0, CARTPOLE_STEPS),
     "MaskedPendulum-v1": (f"{__name__}:MaskedPendulumEnv", None, PENDULUM_STEPS),
     "SparseCartPole-v1": (f"{__name__}:SparseCartPoleEnv", 475.0, CARTPOLE_STEPS),
+    "GoalCartPole-v1": (f"{__name__}:GoalCartPoleEnv", 0.95, CARTPOLE_STEPS),
 }
 
 

@@ -17,7 +17,7 @@ from netcases import CARTPOLE_RANGES
 from neuralalchemy.agent_io import make_encoder, window
 from neuralalchemy.config import ConfigError, load_config
 from neuralalchemy.engine import Reservoir
-from neuralalchemy.envs import env_info
+from neuralalchemy.envs import EnvError, env_info, make_env
 from neuralalchemy.learners import LEARNERS, make_learner
 from neuralalchemy.learners.base import Context
 from neuralalchemy.learners.optim import (
@@ -125,7 +125,7 @@ def test_config_knows_the_learners():
 
 # ---------------------------------------------------------------- the project's environments
 def _play(env_id: str, seed: int, policy, steps: int = 1000):  # type: ignore[no-untyped-def]
-    env = gym.make(env_id)
+    env = make_env(env_id)
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
     out = [(obs, 0.0, False, False)]
@@ -176,6 +176,26 @@ def test_sparse_cartpole_pays_only_at_the_end(policy, length):
     assert sparse[-1][2:] == dense[-1][2:]  # same termination / truncation
     if length is not None:
         assert len(rewards) == length and sparse[-1][3]
+
+
+@pytest.mark.parametrize("goal", [2, 30, 500])
+def test_goal_cartpole_pays_one_on_reaching_the_goal_and_nothing_on_a_fall(goal):
+    """The balancing policy is paid exactly 1, on step ``goal``, which ends the episode; a random
+    policy that falls first gets 0 with CartPole's termination."""
+    from gymnasium.utils.env_checker import check_env
+
+    spec = f"GoalCartPole-v1@goal={goal}"
+    check_env(make_env(spec).unwrapped, skip_render_check=True)
+    steps = _play(spec, 5, _balance)[1:]
+    assert len(steps) == goal and [r for _, r, _, _ in steps] == [0.0] * (goal - 1) + [1.0]
+    assert steps[-1][3] and not steps[-1][2]
+    fall = _play(spec, 5, _random)[1:]
+    dense = _play("CartPole-v1", 5, _random)[1:]
+    if len(dense) < goal:
+        assert len(fall) == len(dense) and sum(r for _, r, _, _ in fall) == 0.0
+        assert fall[-1][2]
+    with pytest.raises(EnvError, match="whole number of steps"):
+        make_env("GoalCartPole-v1@goal=0")
 
 
 def test_registration_is_idempotent_and_envs_module_registers():
