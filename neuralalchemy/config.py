@@ -47,6 +47,10 @@ class ReservoirConfig:
     """The fixed random recurrent network of LIF neurons."""
 
     size: int = _f(256, "number of LIF neurons", 1, 1_000_000)
+    topology: Literal["random", "delay_line"] = _f(
+        "random", "'random': sparse random E/I recurrence; 'delay_line': chains of neurons that "
+        "relay each input step's spike count one step further per neuron (a spiking delay-line "
+        "reservoir; neuralalchemy.network.delay_line_network)")
     connectivity: float = _f(0.1, "probability of each recurrent synapse", 0.0, 1.0, True)
     spectral_radius: float = _f(
         0.9, "spectral radius of the recurrent weights, in units of the threshold", 0.0, 100.0)

@@ -189,6 +189,8 @@ def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
     :mod:`neuralalchemy.memory` follow the layers (neurons ``size·layers`` onward); they draw no
     random number, so the reservoir part equals the network drawn without them.
     """
+    if cfg.topology == "delay_line":
+        return delay_line_network(cfg, n_inputs, binary_input)
     m, layers = cfg.size, cfg.layers
     n = m * layers
     rng = np.random.default_rng(cfg.seed)
@@ -228,6 +230,76 @@ def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
         payload_levels=1 if binary_input else 0,
         delays=(delays.toarray() if dense else delays) if delays is not None else None,
         layers=layers,
+    )
+
+
+RELAY_GAIN = 2.0
+"""Weight of a delay-line synapse in units of the threshold: one spike in drives one spike out."""
+
+
+def delay_line_network(cfg: ReservoirConfig, n_inputs: int,
+                       binary_input: bool = False) -> NetworkParams:
+    """A spiking delay-line reservoir (the delay-line topology of Rodan and Tiňo's minimum
+    complexity ESNs, made of LIF neurons): ``size`` neurons in ``max(1, n_inputs // 2)`` chains.
+
+    Chain ``j`` reads input channels ``2j`` and ``2j+1`` (the above/below-centre channels of
+    observation dimension ``j`` under the ``current`` encoder): its head receives
+    ``I = s·(1 + x₂ⱼ − x₂ⱼ₊₁)/2`` with ``s = input_scale·vth`` (a bias carries the constant), so
+    its spike count over the K timesteps of an input step grows with the input value (a rate
+    code). Each later neuron of the chain receives its predecessor's spikes with weight
+    ``RELAY_GAIN·vth`` and an extra delay of ``K − 1`` timesteps, so with the Dense connection's
+    own timestep a spike moves exactly one input step down the chain: neuron ``i`` of a chain
+    counts, in step ``t``, the spikes its head fired in step ``t − i``, and a linear readout
+    recalls the last ``size / chains`` inputs. Exact relaying needs a neuron that fires once per
+    input spike: ``du = 1`` (the current lasts one timestep), ``dv = 0`` (the head integrates its
+    input without leak) and ``refractory = 0`` (a relay can follow a head firing every
+    timestep); ``configs/memory_capacity_delay_line.yaml`` sets them. Nothing is random; Dale's
+    law holds (every synapse is excitatory). ``layers`` must be 1; memory units may follow.
+    """
+    from neuralalchemy.config import ConfigError
+
+    if cfg.layers != 1:
+        raise ConfigError("reservoir.topology: 'delay_line' builds one population; set "
+                          "reservoir.layers to 1")
+    hop = cfg.steps_per_obs - 1
+    if hop > 62:
+        raise ConfigError(f"reservoir.topology: a delay line delays each hop by steps_per_obs "
+                          f"- 1 = {hop} timesteps, over Loihi's 62; lower reservoir.steps_per_obs")
+    n, chains = cfg.size, max(1, n_inputs // 2)
+    if n < chains:
+        raise ConfigError(f"reservoir.size: a delay line needs a neuron per chain ({chains} "
+                          f"chains for {n_inputs} input channels); raise reservoir.size")
+    bounds = np.linspace(0, n, chains + 1).round().astype(int)
+    heads = bounds[:-1]
+    post = np.concatenate([np.arange(a + 1, b) for a, b in zip(bounds[:-1], bounds[1:])])
+    pre = post - 1
+    w_rec = sp.csr_matrix((np.full(post.size, RELAY_GAIN * cfg.vth), (post, pre)), shape=(n, n))
+    w_rec.sort_indices()
+    delays = None
+    if hop > 0:
+        delays = w_rec.copy()
+        delays.data = np.full(w_rec.nnz, hop, dtype=np.int64)
+    s = cfg.input_scale * cfg.vth
+    w_in = np.zeros((n, n_inputs))
+    bias = np.full(n, cfg.bias * cfg.vth)
+    for j, h in enumerate(heads):
+        if 2 * j + 1 < n_inputs:
+            w_in[h, 2 * j], w_in[h, 2 * j + 1] = s / 2, -s / 2
+            bias[h] += s / 2
+        else:  # a single channel: the count grows with its value
+            w_in[h, min(2 * j, n_inputs - 1)] = s
+    if cfg.memory_units > 0:
+        w_rec, delays, w_in, bias = append_memory(cfg, w_rec, delays, w_in, bias)
+        n = w_rec.shape[0]
+    dense = n < SPARSE_FROM
+    return NetworkParams(
+        precision="float", w_in=w_in, w_in_exp=0,
+        w_rec=w_rec.toarray() if dense else w_rec, w_rec_exp=0,
+        du=float(cfg.du), dv=float(cfg.dv), vth=float(cfg.vth),
+        bias=bias, bias_exp=0, refractory=int(cfg.refractory),
+        payload_levels=1 if binary_input else 0,
+        delays=(delays.toarray() if dense else delays) if delays is not None else None,
+        layers=1,
     )
 
 

@@ -187,3 +187,58 @@ if __name__ == "__main__":  # the table of docs/guide/memory.md (about a minute)
         counts = run_counts(cfg, x)
         row = [recall_accuracy(counts, times, sign, d) for d in delays]
         print(f"{name:26s}", " ".join(f"{d}:{a:.2f}" for d, a in zip(delays, row)))
+
+
+# ---------------------------------------------------------------- delay-line reservoir
+def _delay_line_cfg(**kw: object) -> ReservoirConfig:
+    base = dict(topology="delay_line", size=12, steps_per_obs=4, input_scale=0.9, du=1.0,
+                dv=0.0, refractory=0, precision="fixed")
+    return ReservoirConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("inputs", [2, 4])
+def test_delay_line_relays_every_input_step_exactly(inputs):
+    """Neuron i of a chain counts in input step t exactly what its head counted in step t − i
+    (fixed point), and the head's count grows with the input value."""
+    from neuralalchemy.agent_io import make_encoder, encode
+    from neuralalchemy.supervised import series_states
+
+    cfg = _delay_line_cfg()
+    net = build_network(cfg, inputs)
+    enc = make_encoder(np.array([[-1.0, 1.0]] * (inputs // 2)), 2, 1.0, "current")
+    u = np.random.default_rng(3).uniform(-1, 1, (80, inputs // 2))
+    counts = series_states(net, encode(u, enc, 255), cfg.steps_per_obs)
+    bounds = np.linspace(0, cfg.size, inputs // 2 + 1).round().astype(int)
+    for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        head = counts[:, a]
+        assert np.corrcoef(head[1:], u[1:, c])[0, 1] > 0.8  # a rate code (K + 1 levels)
+        for i in range(1, b - a):
+            np.testing.assert_array_equal(counts[i:, a + i], head[:-i])
+    assert np.all(net.w_rec[net.w_rec != 0] > 0)  # Dale: every relay is excitatory
+    assert set(np.unique(net.delays[net.w_rec != 0])) == {cfg.steps_per_obs - 1}
+
+
+def test_delay_line_config_errors_name_the_fix():
+    from neuralalchemy.config import ConfigError
+
+    with pytest.raises(ConfigError, match="reservoir.layers to 1"):
+        build_network(_delay_line_cfg(layers=2), 2)
+    with pytest.raises(ConfigError, match="lower reservoir.steps_per_obs"):
+        build_network(_delay_line_cfg(steps_per_obs=80), 2)
+    with pytest.raises(ConfigError, match="raise reservoir.size"):
+        build_network(_delay_line_cfg(size=2), 8)
+
+
+def test_shipped_delay_line_reaches_half_n_memory_capacity(tmp_path):
+    """configs/memory_capacity_delay_line.yaml (N = 100): MC ≥ 0.5·N with a linear readout."""
+    from pathlib import Path
+
+    from neuralalchemy.config import load_config
+    from neuralalchemy.supervised import train_task
+
+    torch.set_num_threads(1)
+    path = Path(__file__).resolve().parent.parent / "configs" / "memory_capacity_delay_line.yaml"
+    cfg = load_config(path, [f"out={tmp_path}"], environ={})
+    result = train_task(cfg, progress=False)
+    assert result.summary["neurons"] == 100
+    assert result.summary["value"] >= 50, result.summary["value"]
