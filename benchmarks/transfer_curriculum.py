@@ -8,9 +8,11 @@ Per seed (reservoir and learner), ARS on the 256-neuron fixed-point reservoir:
   trained (same seed, same encoder ranges) until it reaches 475; the source's steps are reported
   apart. Figures: return before training (jumpstart), mean return over the first
   :data:`AUC_STEPS` steps (area under the learning curve), steps to the target;
-* curriculum: ``configs/curriculum_goal_cartpole.yaml`` (``GoalCartPole-v1``: 1 for balancing
-  ``goal`` steps, else 0; goal 25 → 100 → 250 → 500, every stage counted) against goal 500 from
-  scratch under the same total budget, target a 95 % success rate.
+* curricula for a success-only reward (``GoalCartPole-v1@goal=500``: 1 for balancing 500 steps,
+  else 0; target a 95 % success rate), every stage counted, against goal 500 from scratch with
+  the same total budget: ``configs/curriculum_goal_cartpole.yaml`` (goal 25 → 100 → 250 → 500)
+  and ``configs/curriculum_dense_to_sparse.yaml`` (CartPole-v1's dense reward, then the sparse
+  one).
 
 A seed that never reaches the target counts as more than its budget.
 """
@@ -35,6 +37,7 @@ from neuralalchemy.train import train  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TRANSFER = ROOT / "configs" / "transfer_cartpole.yaml"
 CURRICULUM = ROOT / "configs" / "curriculum_goal_cartpole.yaml"
+DENSE_TO_SPARSE = ROOT / "configs" / "curriculum_dense_to_sparse.yaml"
 SOURCE_STEPS = 100_000
 RANGES = "encoder.ranges=[[-2.4,2.4],[-3.0,3.0],[-0.21,0.21],[-3.5,3.5]]"
 
@@ -97,6 +100,10 @@ def run_seed(seed: int, out: Path) -> dict[str, dict]:
     cur = train(load_config(CURRICULUM, _seeded(seed, out)), progress=False).summary
     res["curriculum"] = {**cur, "total": cur["curriculum_env_steps"],
                          "wall": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    cur = train(load_config(DENSE_TO_SPARSE, _seeded(seed, out)), progress=False).summary
+    res["dense → sparse"] = {**cur, "total": cur["curriculum_env_steps"],
+                             "wall": time.perf_counter() - t0}
     return res
 
 
@@ -107,7 +114,8 @@ def _median(values: list[int], solved: list[bool], budget: int) -> str:
     return f"> {budget:,}" if m == float("inf") else f"{int(m):,}"
 
 
-ROWS = (("pole 0.2", "scratch", "transfer"), ("goal 500", "scratch (hard)", "curriculum"))
+ROWS = (("pole 0.2", "scratch", "transfer"),
+        ("goal 500", "scratch (hard)", "curriculum", "dense → sparse"))
 
 
 def main() -> None:
@@ -139,7 +147,7 @@ def main() -> None:
                     early[0] = f"{np.median([c[0][1] for c in curves]):.0f}"
                 early[1] = f"{np.median([area(c) for c in curves]):.0f}"
             rows.append([
-                task, f"**{method}**" if method in ("transfer", "curriculum") else method,
+                task, method if method.startswith("scratch") else f"**{method}**",
                 *early, f"{sum(solved)}/{len(runs)}",
                 _median([r["env_steps"] for r in runs], solved, cap),
                 _median([r["total"] for r in runs], solved, cap + SOURCE_STEPS),
@@ -158,9 +166,10 @@ def main() -> None:
             f"{', '.join(f'{s:,}' for s in src_steps)}, in the total column). Goal 500 "
             "(GoalCartPole-v1@goal=500: 1 for balancing 500 steps, else 0; target a 95 % success "
             f"rate over 20 episodes): from scratch with {hard_budget:,} env steps and through "
-            "configs/curriculum_goal_cartpole.yaml (goal 25 → 100 → 250 → 500, the same total "
-            "budget, all stages counted in the total column). A seed that never reaches the "
-            "target counts as more than the budget. The mean return over the first "
+            "configs/curriculum_goal_cartpole.yaml (goal 25 → 100 → 250 → 500) and "
+            "configs/curriculum_dense_to_sparse.yaml (CartPole-v1's dense reward to 475, then "
+            "goal 500), the same total budget, all stages counted in the total column. A seed "
+            "that never reaches the target counts as more than the budget. The mean return over the first "
             f"{AUC_STEPS:,} steps is the area under the evaluation curve divided by the steps "
             "(each evaluation holds until the next; a scratch run's first evaluation, after its "
             "first update, also stands for the steps before it).\n\n" + table(headers, rows))

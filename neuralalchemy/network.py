@@ -218,10 +218,18 @@ def draw_float_network(cfg: ReservoirConfig, n_inputs: int,
     w_in = np.zeros((n, n_inputs))
     w_in[:m] = np.where(in_mask, in_mag * in_sign * cfg.input_scale * cfg.vth, 0.0)
     bias = np.full(n, cfg.bias * cfg.vth)
-    if cfg.memory_units > 0:  # drawn last: the reservoir's weights are those of the plain network
+    # memory units are drawn last: the reservoir's weights are those of the plain network
+    return _float_params(cfg, w_rec, delays, w_in, bias, binary_input, layers)
+
+
+def _float_params(cfg: ReservoirConfig, w_rec: sp.csr_matrix, delays: sp.csr_matrix | None,
+                  w_in: np.ndarray, bias: np.ndarray, binary_input: bool,
+                  layers: int) -> NetworkParams:
+    """The float network of drawn weights, with the memory units appended (``memory_units`` >
+    0); dense below :data:`SPARSE_FROM` neurons."""
+    if cfg.memory_units > 0:
         w_rec, delays, w_in, bias = append_memory(cfg, w_rec, delays, w_in, bias)
-        n = w_rec.shape[0]
-    dense = n < SPARSE_FROM
+    dense = w_rec.shape[0] < SPARSE_FROM
     return NetworkParams(
         precision="float", w_in=w_in, w_in_exp=0,
         w_rec=w_rec.toarray() if dense else w_rec, w_rec_exp=0,
@@ -288,19 +296,7 @@ def delay_line_network(cfg: ReservoirConfig, n_inputs: int,
             bias[h] += s / 2
         else:  # a single channel: the count grows with its value
             w_in[h, min(2 * j, n_inputs - 1)] = s
-    if cfg.memory_units > 0:
-        w_rec, delays, w_in, bias = append_memory(cfg, w_rec, delays, w_in, bias)
-        n = w_rec.shape[0]
-    dense = n < SPARSE_FROM
-    return NetworkParams(
-        precision="float", w_in=w_in, w_in_exp=0,
-        w_rec=w_rec.toarray() if dense else w_rec, w_rec_exp=0,
-        du=float(cfg.du), dv=float(cfg.dv), vth=float(cfg.vth),
-        bias=bias, bias_exp=0, refractory=int(cfg.refractory),
-        payload_levels=1 if binary_input else 0,
-        delays=(delays.toarray() if dense else delays) if delays is not None else None,
-        layers=1,
-    )
+    return _float_params(cfg, w_rec, delays, w_in, bias, binary_input, 1)
 
 
 def _recurrent_block(rng: np.random.Generator, cfg: ReservoirConfig, m: int,

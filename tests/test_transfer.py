@@ -141,3 +141,20 @@ def test_sparse_reward_curriculum_solves_what_scratch_does_not(tmp_path):
     scratch = train(Config.from_dict({**base, "env": "GoalCartPole-v1@goal=500"}),
                     steps=30_000, progress=False)
     assert not scratch.summary["solved"] and scratch.summary["eval_mean"] < 0.5
+
+
+@pytest.mark.parametrize("name", ["curriculum_cartpole", "curriculum_goal_cartpole",
+                                  "curriculum_dense_to_sparse", "transfer_cartpole"])
+def test_shipped_transfer_and_curriculum_configs_load_and_their_envs_exist(name):
+    """Every stage of a shipped curriculum names an environment that exists, with the
+    observation and action spaces of the final one (a stage hands its agent to the next)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml"
+    cfg = load_config(path, environ={})
+    final = env_info(cfg.env)
+    for stage in cfg.curriculum.stages:
+        info = env_info(stage["env"])
+        assert (info.obs_dim, info.n_actions) == (final.obs_dim, final.n_actions)
+    if cfg.curriculum.stages:
+        assert cfg.curriculum.stages[-1]["env"] == cfg.env
