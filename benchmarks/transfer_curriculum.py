@@ -3,10 +3,10 @@ success-only reward through a sparse-reward curriculum, each against training fr
 
 Per seed (reservoir and learner), ARS on the 256-neuron fixed-point reservoir:
 
-* transfer: ``configs/transfer_cartpole.yaml`` (``CartPoleTask-v1@length=0.2``, a pole 2.5 times
-  shorter than CartPole-v1's, target 475) from scratch and with ``--init`` a CartPole-v1 agent
-  trained (same seed, same encoder ranges) until it reaches 475; the source's steps are reported
-  apart. Figures: return before training (jumpstart), mean return over the first
+* transfer: ``configs/transfer_cartpole.yaml`` (``CartPoleTask-v1@length=0.3``, and 0.2, poles
+  shorter than CartPole-v1's 0.5, target 475) from scratch and with ``--init`` a CartPole-v1
+  agent trained (same seed, same encoder ranges) until it reaches 475; the source's steps are
+  reported apart. Figures: return before training (jumpstart), mean return over the first
   :data:`AUC_STEPS` steps (area under the learning curve), steps to the target;
 * curricula for a success-only reward (``GoalCartPole-v1@goal=500``: 1 for balancing 500 steps,
   else 0; target a 95 % success rate), every stage counted, against goal 500 from scratch with
@@ -25,13 +25,14 @@ import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.config import load_config  # noqa: E402
+from neuralalchemy.config import Config, load_config  # noqa: E402
 from neuralalchemy.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,40 +71,41 @@ def _seeded(seed: int, out: Path) -> list[str]:
     return [f"training.seed={seed}", f"reservoir.seed={seed}", f"out={out}"]
 
 
-def run_seed(seed: int, out: Path) -> dict[str, dict]:
-    """The three ways to the short pole for one seed: summaries keyed by method."""
-    res: dict[str, dict] = {}
+POLES = ("0.3", "0.2")
+"""Half pole lengths of the transfer targets (``transfer_cartpole.yaml`` ships 0.3)."""
+
+
+def _timed(cfg: Config, steps: int | None = None) -> tuple[Any, dict]:
+    """Train ``cfg``; the result and its summary with the wall time."""
     t0 = time.perf_counter()
-    run = train(load_config(TRANSFER, _seeded(seed, out)), progress=False)
-    res["scratch"] = {**run.summary, "total": run.summary["env_steps"],
-                      "curve": curve(run.run_dir), "wall": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    hard = load_config(CURRICULUM, _seeded(seed, out))
-    budget = sum(int(st["steps"]) for st in hard.curriculum.stages)
-    hard = load_config(CURRICULUM, [*_seeded(seed, out), "curriculum.stages=[]",
-                                    f"env={hard.curriculum.stages[-1]['env']}"])
-    last = train(hard, steps=budget, progress=False).summary
-    res["scratch (hard)"] = {**last, "total": last["env_steps"], "wall": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    src = train(load_config(None, [*_seeded(seed, out), RANGES, "training.eval_every=1",
+    run = train(cfg, steps=steps, progress=False)
+    return run, {**run.summary, "wall": time.perf_counter() - t0}
+
+
+def run_seed(seed: int, out: Path) -> dict[tuple[str, str], dict]:
+    """Every method of every task for one seed: summaries keyed by (task, method)."""
+    res: dict[tuple[str, str], dict] = {}
+    base = _seeded(seed, out)
+    src = train(load_config(None, [*base, RANGES, "training.eval_every=1",
                                    "training.target_return=475"]), steps=SOURCE_STEPS,
                 progress=False)
-    t1 = time.perf_counter()
-    run = train(load_config(TRANSFER, [*_seeded(seed, out), f"training.init={src.run_dir}"]),
-                progress=False)
-    tr = run.summary
-    res["transfer"] = {**tr, "total": tr["env_steps"] + src.summary["env_steps"],
-                       "curve": curve(run.run_dir),
-                       "source": src.summary, "wall": time.perf_counter() - t1,
-                       "wall_total": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    cur = train(load_config(CURRICULUM, _seeded(seed, out)), progress=False).summary
-    res["curriculum"] = {**cur, "total": cur["curriculum_env_steps"],
-                         "wall": time.perf_counter() - t0}
-    t0 = time.perf_counter()
-    cur = train(load_config(DENSE_TO_SPARSE, _seeded(seed, out)), progress=False).summary
-    res["dense → sparse"] = {**cur, "total": cur["curriculum_env_steps"],
-                             "wall": time.perf_counter() - t0}
+    for pole in POLES:
+        env = f"env=CartPoleTask-v1@length={pole}"
+        run, summary = _timed(load_config(TRANSFER, [*base, env]))
+        res[f"pole {pole}", "scratch"] = {**summary, "total": summary["env_steps"],
+                                          "curve": curve(run.run_dir)}
+        run, summary = _timed(load_config(TRANSFER, [*base, env,
+                                                     f"training.init={src.run_dir}"]))
+        res[f"pole {pole}", "transfer"] = {
+            **summary, "total": summary["env_steps"] + src.summary["env_steps"],
+            "curve": curve(run.run_dir), "source": src.summary}
+    hard = load_config(CURRICULUM, base)
+    budget = sum(int(st["steps"]) for st in hard.curriculum.stages)
+    _, summary = _timed(load_config(CURRICULUM, [*base, "curriculum.stages=[]"]), budget)
+    res["goal 500", "scratch"] = {**summary, "total": summary["env_steps"]}
+    for method, path in (("goal curriculum", CURRICULUM), ("dense → sparse", DENSE_TO_SPARSE)):
+        _, summary = _timed(load_config(path, base))
+        res["goal 500", method] = {**summary, "total": summary["curriculum_env_steps"]}
     return res
 
 
@@ -114,8 +116,8 @@ def _median(values: list[int], solved: list[bool], budget: int) -> str:
     return f"> {budget:,}" if m == float("inf") else f"{int(m):,}"
 
 
-ROWS = (("pole 0.2", "scratch", "transfer"),
-        ("goal 500", "scratch (hard)", "curriculum", "dense → sparse"))
+ROWS = (*((f"pole {p}", "scratch", "transfer") for p in POLES),
+        ("goal 500", "scratch", "goal curriculum", "dense → sparse"))
 
 
 def main() -> None:
@@ -131,13 +133,14 @@ def main() -> None:
         for seed in range(args.seeds):
             per_seed.append(run_seed(seed, Path(tmp)))
             print(f"seed {seed}: " + ", ".join(
-                f"{k} {v['env_steps']:,} steps solved={v['solved']}"
-                for k, v in per_seed[-1].items()), flush=True)
+                f"{t} {m} {v['env_steps']:,} steps solved={v['solved']}"
+                for (t, m), v in per_seed[-1].items()), flush=True)
     rows = []
     for task, *methods in ROWS:
-        cap = budget if task == "pole 0.2" else hard_budget
+        pole = task.startswith("pole")
+        cap = budget if pole else hard_budget
         for method in methods:
-            runs = [s[method] for s in per_seed]
+            runs = [s[task, method] for s in per_seed]
             solved = [bool(r["solved"]) for r in runs]
             finals = np.array([r["eval_mean"] for r in runs])
             curves = [r.get("curve") for r in runs]
@@ -151,31 +154,32 @@ def main() -> None:
                 *early, f"{sum(solved)}/{len(runs)}",
                 _median([r["env_steps"] for r in runs], solved, cap),
                 _median([r["total"] for r in runs], solved, cap + SOURCE_STEPS),
-                f"{finals.mean():.1f} ± {finals.std():.1f}" if task == "pole 0.2" else
+                f"{finals.mean():.1f} ± {finals.std():.1f}" if pole else
                 f"{finals.mean():.2f} ± {finals.std():.2f}",
                 f"{np.median([r['wall'] for r in runs]):.0f}"])
-    src_steps = [s["transfer"]["source"]["env_steps"] for s in per_seed]
+    src_steps = [s[f"pole {POLES[0]}", "transfer"]["source"]["env_steps"] for s in per_seed]
     headers = ["hard task", "method", "median return before training",
                f"median mean return over the first {AUC_STEPS:,} steps", "reached the target",
                "median env steps on the hard task",
                "median env steps in total", "final return (hard task)", "median wall s"]
     body = (f"Seeds 0…{args.seeds - 1}; ARS on the 256-neuron fixed-point reservoir, evaluated "
-            "after every update (a transferred agent also before its first). Pole 0.2 "
-            f"(CartPoleTask-v1@length=0.2, target 475, budget {budget:,} env steps): from scratch "
-            "and from a CartPole-v1 agent of the same seed (source env steps "
+            "after every update (a transferred agent also before its first). Poles 0.3 and 0.2 "
+            "(configs/transfer_cartpole.yaml, CartPoleTask-v1@length=0.3 or 0.2, against "
+            f"CartPole-v1's 0.5; target 475, budget {budget:,} env steps): from scratch and from "
+            "one CartPole-v1 agent of the same seed (source env steps "
             f"{', '.join(f'{s:,}' for s in src_steps)}, in the total column). Goal 500 "
             "(GoalCartPole-v1@goal=500: 1 for balancing 500 steps, else 0; target a 95 % success "
             f"rate over 20 episodes): from scratch with {hard_budget:,} env steps and through "
             "configs/curriculum_goal_cartpole.yaml (goal 25 → 100 → 250 → 500) and "
             "configs/curriculum_dense_to_sparse.yaml (CartPole-v1's dense reward to 475, then "
             "goal 500), the same total budget, all stages counted in the total column. A seed "
-            "that never reaches the target counts as more than the budget. The mean return over the first "
-            f"{AUC_STEPS:,} steps is the area under the evaluation curve divided by the steps "
-            "(each evaluation holds until the next; a scratch run's first evaluation, after its "
-            "first update, also stands for the steps before it).\n\n" + table(headers, rows))
+            "that never reaches the target counts as more than the budget. The mean return over "
+            f"the first {AUC_STEPS:,} steps is the area under the evaluation curve divided by the "
+            "steps (each evaluation holds until the next; a scratch run's first evaluation, after "
+            "its first update, also stands for the steps before it).\n\n" + table(headers, rows))
     print(body)
     if not args.no_write:
-        write_section("transfer_curriculum", "Transfer and curriculum learning: a short pole "
+        write_section("transfer_curriculum", "Transfer and curriculum learning: shorter poles "
                       "and a success-only reward", body)
 
 

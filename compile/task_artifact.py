@@ -88,6 +88,9 @@ def compile_task_run(ckpt_path: Path, target: str, out: Path) -> tuple[Path, dic
     from neuralalchemy.compile.compiler import placement_for
     from neuralalchemy.supervised import load_task_checkpoint, make_task
 
+    if target == "loihi1":
+        raise ValueError("target loihi1: supervised tasks send graded (8-bit payload) input, "
+                         "which only Loihi 2 supports; compile with --target loihi2")
     meta, network, ro = load_task_checkpoint(ckpt_path)
     cfg = Config.from_dict(meta["config"])
     enc = _encoder(ckpt_path, meta)

@@ -97,5 +97,9 @@ def test_bad_uses_of_a_task_artifact_fail_in_one_line(tmp_path, capsys):
     _, art = _train_compile(tmp_path, "--task", "narma10", *SMALL)
     main_error(["run", str(art), "--env", "CartPole-v1"], capsys, "has no environment")
     main_error(["crosscheck", str(art)], capsys, "holds a supervised task (narma10)")
+    run = max((tmp_path / "runs").iterdir())
+    main_error(["compile", str(run), "--target", "loihi1", "--out", str(tmp_path / "l1")],
+               capsys, "only Loihi 2 supports")
+    assert not (tmp_path / "l1").exists()
     (art / "task.npz").write_bytes(b"damaged")
     main_error(["run", str(art), "--backend", "torch"], capsys, "does not match its hash")
