@@ -76,7 +76,27 @@ class MaskedPendulumEnv(PendulumEnv):
         return obs[self.KEEP], reward, terminated, truncated, info
 
 
-class SparseCartPoleEnv(CartPoleEnv):
+class _CountingCartPole(CartPoleEnv):
+    """CartPole that counts the steps of its episode (``elapsed``)."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.elapsed = 0
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """CartPole's reset; the step counter restarts."""
+        self.elapsed = 0
+        return super().reset(seed=seed, options=options)
+
+    def _dynamics(self, action: Any) -> tuple[np.ndarray, bool, dict[str, Any]]:
+        """CartPole's step without its reward: observation, termination, info."""
+        obs, _, terminated, _, info = super().step(action)
+        self.elapsed += 1
+        return obs, terminated, info
+
+
+class SparseCartPoleEnv(_CountingCartPole):
     """CartPole paying its return at the end: reward = episode length on the last step, else 0.
 
     The env counts its own steps and truncates at ``max_steps`` (the registered time limit, which
@@ -86,24 +106,16 @@ class SparseCartPoleEnv(CartPoleEnv):
     def __init__(self, max_steps: int = CARTPOLE_STEPS, **kwargs: Any):
         super().__init__(**kwargs)
         self.max_steps = int(max_steps)
-        self.elapsed = 0
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """CartPole's reset; the step counter restarts."""
-        self.elapsed = 0
-        return super().reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """CartPole's step with the reward held back until the episode ends."""
-        obs, _, terminated, _, info = super().step(action)
-        self.elapsed += 1
+        obs, terminated, info = self._dynamics(action)
         truncated = self.elapsed >= self.max_steps and not terminated
         reward = float(self.elapsed) if (terminated or truncated) else 0.0
         return obs, reward, terminated, truncated, info
 
 
-class GoalCartPoleEnv(CartPoleEnv):
+class GoalCartPoleEnv(_CountingCartPole):
     """CartPole paying 1 when the pole has stayed up for ``goal`` steps (then the episode ends),
     0 on every other step; a fall ends the episode unpaid."""
 
@@ -120,18 +132,10 @@ class GoalCartPoleEnv(CartPoleEnv):
             raise ValueError(f"goal must be a whole number of steps in 1..{CARTPOLE_STEPS}, "
                              f"got {goal}")
         self.goal = int(goal)
-        self.elapsed = 0
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """CartPole's reset; the step counter restarts."""
-        self.elapsed = 0
-        return super().reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """CartPole's dynamics; 1 on reaching the goal, else 0."""
-        obs, _, terminated, _, info = super().step(action)
-        self.elapsed += 1
+        obs, terminated, info = self._dynamics(action)
         reached = self.elapsed >= self.goal and not terminated
         return obs, float(reached), terminated, reached, info
 
