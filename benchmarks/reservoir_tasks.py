@@ -317,8 +317,32 @@ def rows(results: dict[str, dict[str, dict[str, float]]]) -> list[list[object]]:
     return out
 
 
-def goal_rows(results: dict[str, dict[str, dict[str, float]]], size: int) -> list[list[object]]:
-    """The goals: beat ReservoirPy's LIF on every task; MC >= 0.5·N."""
+def stdp_against_lava(steps: int = 400, n_pre: int = 32, n_post: int = 16) -> dict[str, float]:
+    """Largest weight difference (LSB of the 8-bit mantissa) between the reference engine's
+    plasticity (:func:`neuralalchemy.plasticity.run_rule`) and Lava's ``LearningDense`` over every
+    epoch, fixed-point STDP and Hebbian, the same random pre and post rasters (open loop)."""
+    from neuralalchemy import plasticity as P
+    from neuralalchemy.config import PlasticityConfig
+    from neuralalchemy.sim.lava.learning import run_learning
+
+    rng = np.random.default_rng(SEED)
+    pre, post = rng.random((steps, n_pre)) < 0.15, rng.random((steps, n_post)) < 0.15
+    w = rng.integers(20, 200, (n_post, n_pre))
+    out = {}
+    for kind in ("stdp", "hebbian"):
+        cfg = PlasticityConfig(rule=kind, lr=0.05, a_plus=1.0, a_minus=1.2, tau_plus=6.0,
+                               tau_minus=8.0, epoch=4, w_max=10.0)
+        rule = P.make_rule(cfg, 200.0, True, seed=SEED)
+        ours = P.run_rule(w, pre, post, rule)
+        lava = run_learning(w, pre, rule, post=post).weights
+        out[kind] = float(np.abs(ours - lava).max())
+        out[f"{kind}_moved"] = float(np.abs(ours[-1] - w).mean())
+    return out
+
+
+def goal_rows(results: dict[str, dict[str, dict[str, float]]], size: int,
+              lsb: dict[str, float] | None = None) -> list[list[object]]:
+    """The goals: beat ReservoirPy's LIF on every task; MC >= 0.5·N; STDP torch = Lava ± 1 LSB."""
     ours, theirs = "spiking (this project)", "ReservoirPy LIF"
     out: list[list[object]] = []
     for name, cols in results.items():
@@ -331,10 +355,15 @@ def goal_rows(results: dict[str, dict[str, dict[str, float]]], size: int) -> lis
             mc = results["memory_capacity"].get(col, {}).get("value", float("nan"))
             out.append([f"memory capacity >= 0.5·N = {0.5 * size:g} ({col})", f"{mc:.3g}",
                         "yes" if mc >= 0.5 * size else "no"])
+    for kind in ("stdp", "hebbian") if lsb else ():
+        out.append([f"{kind}: reference engine vs Lava LearningDense, largest weight difference",
+                    f"{lsb[kind]:g} LSB (mean drift {lsb[kind + '_moved']:.1f} LSB)",
+                    "yes" if lsb[kind] <= 1 else "no"])
     return out
 
 
-def markdown(results: dict[str, ty.Any], s: Settings, wall: float) -> str:
+def markdown(results: dict[str, ty.Any], s: Settings, wall: float,
+             lsb: dict[str, float] | None) -> str:
     """The RESULTS.md section."""
     lif_params = "; ".join(f"{t}: " + ", ".join(f"{k} {v:g}" for k, v in p.items())
                            for t, p in LIF_CHOSEN.items())
@@ -357,7 +386,10 @@ def markdown(results: dict[str, ty.Any], s: Settings, wall: float) -> str:
         "Mackey-Glass 1 epoch of W_in at lr 0.01 (K = 8 makes an epoch slow), memory capacity "
         "5 epochs of W_in and W_rec at lr 0.003, digits 1 epoch of W_in at lr 0.003), quantized "
         "again, then the same readout as `spiking` (docs/guide/backprop.md).", "",
-        table(["goal", "value", "met"], goal_rows(results, s.size)), "",
+        table(["goal", "value", "met"], goal_rows(results, s.size, lsb)), "",
+        "Plasticity rows: 32 random spike trains (p = 0.15) into 16 post neurons with given "
+        "random post spikes (p = 0.15), 400 timesteps = 100 epochs of 4, 8-bit fixed-point "
+        "weights 20..199; every epoch's weights compared.", "",
         f"Whole run {wall:.0f} s.",
     ])
 
@@ -382,16 +414,18 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     results = run(s, tasks)
+    lsb = stdp_against_lava()
+    print(f"  plasticity vs Lava: {lsb}", flush=True)
     wall = time.perf_counter() - start
     print(table(["task", "metric", *COLUMNS], rows(results)))
-    print(table(["goal", "value", "met"], goal_rows(results, s.size)))
+    print(table(["goal", "value", "met"], goal_rows(results, s.size, lsb)))
     print(f"total {wall:.0f} s")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / ("results-quick.json" if args.quick else "results.json")).write_text(
         json.dumps({"results": results, "lif": LIF_CHOSEN}, indent=1))
     if write:
         write_section("reservoir_tasks", "Reservoir tasks: spiking LIF vs ReservoirPy (ESN, LIF)",
-                      markdown(results, s, wall))
+                      markdown(results, s, wall, lsb))
 
 
 if __name__ == "__main__":
