@@ -409,7 +409,7 @@ def _artifact_or_latest(artifact: str | None, root: str, quiet: bool = False) ->
 
     if artifact is not None:
         return Path(artifact)
-    found = latest(Path(root) / "artifacts", MANIFEST)
+    found = latest(Path(root) / "artifacts", MANIFEST, by="written")
     if found is None:
         raise UserError(f"no artifact under {root}/artifacts; run `alchemy compile` first")
     if not quiet:

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def _umask() -> int:
@@ -79,11 +79,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def latest(folder: str | Path, marker: str) -> Path | None:
-    """The newest sub-folder of ``folder`` that contains ``marker`` (names sort by time)."""
+def latest(folder: str | Path, marker: str, by: Literal["name", "written"] = "name") -> Path | None:
+    """The newest sub-folder of ``folder`` that contains ``marker``: by name (run names sort by
+    their start time) or, with ``by="written"``, by when ``marker`` was last written (an
+    artifact's name is its run's, so two targets of one run differ only in that)."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
             and (p / marker).is_file()]
+    if by == "written":
+        return max(done, key=lambda p: ((p / marker).stat().st_mtime_ns, p.name)) if done else None
     return max(done, key=lambda p: (p.name, p.stat().st_mtime)) if done else None

@@ -164,3 +164,21 @@ def test_bad_nir_file_is_one_line_error(tmp_path):
     bad.write_bytes(b"not hdf5")
     assert_one_line_error(alchemy("compile", str(bad), "--target", "cpu", cwd=tmp_path),
                           "not a readable NIR graph")
+
+
+def test_latest_artifact_is_the_last_written_not_the_last_named(tmp_path):
+    """Two targets of one run share its name: `alchemy run` takes the one compiled last."""
+    import os
+
+    from neuralalchemy.fsio import latest
+
+    for i, name in enumerate(["run-a-loihi2", "run-a-cpu", "run-0-loihi2"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+        os.utime(tmp_path / name / "manifest.json", ns=(10**18, 10**18 + i))
+    (tmp_path / "run-z-cpu").mkdir()  # no manifest: not an artifact
+    assert latest(tmp_path, "manifest.json", by="written").name == "run-0-loihi2"
+    os.utime(tmp_path / "run-a-cpu" / "manifest.json", ns=(10**18, 10**18 + 5))
+    assert latest(tmp_path, "manifest.json", by="written").name == "run-a-cpu"
+    assert latest(tmp_path, "manifest.json").name == "run-a-loihi2"  # runs: by name
+    assert latest(tmp_path / "missing", "manifest.json", by="written") is None
