@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 BASE_PYTHON ?= $(shell pyenv which python 2>/dev/null || command -v python3.10)
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= experiments
+# pytest workers (pytest-xdist); each test file runs whole on one worker, so module fixtures
+# (and Brian2's Cython cache) are never shared between processes. TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
+TEST_ARGS := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 .PHONY: venv demo test test-fast lint type bench docs clean
 
@@ -29,10 +33,10 @@ demo: $(STAMP)
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(TEST_ARGS) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check neuralalchemy compile sim hardware tests benchmarks main.py
