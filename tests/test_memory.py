@@ -200,7 +200,7 @@ def _delay_line_cfg(**kw: object) -> ReservoirConfig:
 def test_delay_line_relays_every_input_step_exactly(inputs):
     """Neuron i of a chain counts in input step t exactly what its head counted in step t − i
     (fixed point), and the head's count grows with the input value."""
-    from neuralalchemy.agent_io import make_encoder, encode
+    from neuralalchemy.agent_io import encode, make_encoder
     from neuralalchemy.supervised import series_states
 
     cfg = _delay_line_cfg()
