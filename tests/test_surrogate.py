@@ -76,7 +76,7 @@ def test_backprop_on_input_weights_beats_ridge_readout():
     x = rng.random((600, 2))
     y = x[:, 0] * x[:, 1]
     xtr, ytr, xte, yte = _split(x, y, 400)
-    net = _net(2)
+    net = _net(2, input_connectivity=1.0)  # every neuron hears both channels
     base = score(ridge_result(net, xtr, ytr, K, WASHOUT, 1e-4), xte, yte)
     task = TaskConfig(epochs=10, batch_size=8, sequence_length=20, train_input=True)
     res = fit_backprop(net, xtr, ytr, "regression", task, TrainingConfig(lr=0.05), K, WASHOUT, 0)
@@ -128,6 +128,10 @@ def test_every_optimizer_and_regulariser_runs(optimizer):
     before, after = net.w_rec, res.network.w_rec
     assert np.all(after[before == 0] == 0)
     assert np.all(after * before >= 0)
+    # input_connectivity holds too: only the existing input synapses were trained
+    assert (net.w_in == 0).mean() > 0.5
+    assert np.all(res.network.w_in[net.w_in == 0] == 0)
+    assert not np.array_equal(res.network.w_in, net.w_in)
     assert predict(res, x).shape == (75, 1)
 
 

@@ -22,7 +22,9 @@ after the washout, or (``concat``) the features of every step, concatenated.
 
 What is trained: the readout always; ``W_in`` with ``train_input``; ``W_rec`` with
 ``train_recurrent`` (only the existing synapses, each keeping its sign, so sparsity and Dale's
-law hold: the weights are masked and projected back onto their sign after each step); one gain
+law hold: the weights are masked and projected back onto their sign after each step). ``W_in``
+trains only its existing synapses too (``reservoir.input_connectivity`` holds, so the trained
+network needs no more synapses on chip than the untrained one); one gain
 per input channel with ``attention`` (:mod:`neuralalchemy.attention`). The gains are folded into
 ``W_in`` in the returned network, which therefore compiles like any other.
 """
@@ -153,6 +155,7 @@ class _Reservoir:
         self.log_gain = torch.zeros(net.n_inputs, dtype=_DT, requires_grad=task.attention)
         self.w_rec = torch.tensor(w_rec, dtype=_DT, requires_grad=task.train_recurrent)
         self.mask = torch.as_tensor(w_rec != 0, dtype=_DT)
+        self.in_mask = torch.as_tensor(np.asarray(net.w_in) != 0, dtype=_DT)
         self.sign = torch.sign(torch.as_tensor(w_rec, dtype=_DT))
         parts = split_by_delay(w_rec, delays)
         self.delay_masks = [torch.as_tensor(part != 0, dtype=_DT) for part in parts]
@@ -164,7 +167,7 @@ class _Reservoir:
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Transposed effective matrices ``(W_in·diag(g))ᵀ`` and ``[W_rec,dᵀ]`` (noisy in
         training); contiguous like the engine's, so the products match it bit for bit."""
-        w_in = self.w_in * torch.exp(self.log_gain)[None, :]
+        w_in = self.w_in * self.in_mask * torch.exp(self.log_gain)[None, :]
         w_rec = self.w_rec * self.mask
         if self.task.train_input or self.task.attention:
             w_in = weight_noise(w_in, noise, gen)
@@ -206,7 +209,8 @@ class _Reservoir:
         if self.sparse:
             old = sp.csr_matrix(self.net.w_rec)
             w_rec = sp.csr_matrix((w_rec[old.nonzero()], old.indices, old.indptr), old.shape)
-        net = dataclasses.replace(self.net, w_in=self.w_in.detach().numpy().copy(), w_rec=w_rec)
+        w_in = (self.w_in * self.in_mask).detach().numpy().copy()
+        net = dataclasses.replace(self.net, w_in=w_in, w_rec=w_rec)
         return fold_gains(net, np.exp(self.log_gain.detach().numpy()))
 
 
