@@ -116,8 +116,8 @@ class SparseCartPoleEnv(_CountingCartPole):
 
 
 class GoalCartPoleEnv(_CountingCartPole):
-    """CartPole paying 1 when the pole has stayed up for ``goal`` steps (then the episode ends),
-    0 on every other step; a fall ends the episode unpaid."""
+    """CartPole paying 1 when the pole has stayed up for ``goal`` steps (then the episode
+    terminates, a success), 0 on every other step; a fall terminates the episode unpaid."""
 
     TASK_DEFAULTS = {"goal": float(CARTPOLE_STEPS)}
 
@@ -134,10 +134,11 @@ class GoalCartPoleEnv(_CountingCartPole):
         self.goal = int(goal)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """CartPole's dynamics; 1 on reaching the goal, else 0."""
+        """CartPole's dynamics; 1 on reaching the goal, else 0. Reaching the goal terminates
+        the episode like a fall (nothing follows it, so a value learner must not bootstrap)."""
         obs, terminated, info = self._dynamics(action)
         reached = self.elapsed >= self.goal and not terminated
-        return obs, float(reached), terminated, reached, info
+        return obs, float(reached), terminated or reached, False, info
 
 
 # id -> (entry point, reward threshold, registered time limit)

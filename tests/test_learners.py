@@ -180,15 +180,16 @@ def test_sparse_cartpole_pays_only_at_the_end(policy, length):
 
 @pytest.mark.parametrize("goal", [2, 30, 500])
 def test_goal_cartpole_pays_one_on_reaching_the_goal_and_nothing_on_a_fall(goal):
-    """The balancing policy is paid exactly 1, on step ``goal``, which ends the episode; a random
-    policy that falls first gets 0 with CartPole's termination."""
+    """The balancing policy is paid exactly 1, on step ``goal``, which terminates the episode
+    (a goal, not a time limit); a random policy that falls first gets 0 with CartPole's
+    termination."""
     from gymnasium.utils.env_checker import check_env
 
     spec = f"GoalCartPole-v1@goal={goal}"
     check_env(make_env(spec).unwrapped, skip_render_check=True)
     steps = _play(spec, 5, _balance)[1:]
     assert len(steps) == goal and [r for _, r, _, _ in steps] == [0.0] * (goal - 1) + [1.0]
-    assert steps[-1][3] and not steps[-1][2]
+    assert steps[-1][2] and not any(t for _, _, t, _ in steps[:-1])
     fall = _play(spec, 5, _random)[1:]
     dense = _play("CartPole-v1", 5, _random)[1:]
     if len(dense) < goal:
