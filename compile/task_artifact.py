@@ -39,7 +39,7 @@ from neuralalchemy.agent_io import (
     EncoderParams,
     ReadoutParams,
     encode,
-    update_features,
+    raster_features,
 )
 from neuralalchemy.compile.artifact import (
     FORMAT,
@@ -234,23 +234,12 @@ def record(backend: str, network: NetworkParams, payloads: np.ndarray) -> np.nda
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def _features(spikes: np.ndarray, rows: int, k: int, decay: float) -> np.ndarray:
-    """Per-row features from a raster of ``1 + rows·k`` timesteps (the first is the rest step)."""
-    counts = spikes[1:1 + rows * k].reshape(rows, k, -1).sum(axis=1)
-    out = np.zeros(counts.shape)
-    trace = np.zeros(counts.shape[1])
-    for i in range(rows):
-        trace = update_features(trace, counts[i], decay)
-        out[i] = trace
-    return out
-
-
 def _drive(backend: str, network: NetworkParams, rows: np.ndarray, k: int,
            decay: float) -> tuple[np.ndarray, int]:
     """Features (R, N) of input rows (R, C) each held ``k`` timesteps, and the spike count."""
     payloads = np.concatenate([np.repeat(rows, k, axis=0), np.zeros_like(rows[:1])])
     spikes = record(backend, network, payloads)
-    return _features(spikes, len(rows), k, decay), int(spikes.sum())
+    return raster_features(spikes, k, decay), int(spikes.sum())
 
 
 def task_outputs(backend: str, manifest: dict[str, Any], network: NetworkParams,

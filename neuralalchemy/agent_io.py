@@ -141,6 +141,22 @@ def update_features(trace: np.ndarray, counts: np.ndarray, decay: float) -> np.n
     return decay * trace + counts
 
 
+def raster_features(raster: np.ndarray, steps_per_obs: int, decay: float) -> np.ndarray:
+    """Readout features per input step from a recorded raster (T, N): step ``i``'s spike counts
+    are rows ``1 + iK … (i + 1)K`` (``K = steps_per_obs``; row 0 is the engine's rest step),
+    then :func:`update_features` step by step."""
+    k = max(int(steps_per_obs), 1)
+    steps = (raster.shape[0] - 1) // k
+    counts = raster[1:1 + steps * k].reshape(steps, k, -1).sum(axis=1).astype(np.float64)
+    if decay == 0.0:
+        return counts
+    out = np.empty_like(counts)
+    trace = np.zeros(raster.shape[1])
+    for i in range(steps):
+        trace = out[i] = update_features(trace, counts[i], decay)
+    return out
+
+
 def select_action(logits: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """First argmax when ``low`` is empty (discrete), else ``tanh`` rescaled to ``[low, high]``."""
     if low.size == 0:

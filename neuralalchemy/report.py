@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from neuralalchemy import report_plots as rp
+from neuralalchemy.agent_io import raster_features
 from neuralalchemy.checkpoint import CHECKPOINT_NAME, Checkpoint, CheckpointError, load_checkpoint
 from neuralalchemy.fsio import atomic_dir, atomic_write_bytes, atomic_write_json, sha256_file
 from neuralalchemy.records import read_metrics
@@ -149,21 +150,9 @@ class Episode:
     reproduced: float       # fraction of steps whose action the replayed features give again
 
 
-def episode_features(raster: np.ndarray, steps_per_obs: int, decay: float) -> np.ndarray:
-    """Readout features per environment step from a replayed raster: step ``i``'s spike counts
-    are rows ``1 + iK … (i + 1)K`` (``K = steps_per_obs``), then the trace
-    ``f_i = decay·f_{i−1} + counts_i`` (plain counts when ``decay`` is 0)."""
-    k = max(int(steps_per_obs), 1)
-    steps = (raster.shape[0] - 1) // k
-    counts = raster[1:1 + steps * k].reshape(steps, k, -1).sum(axis=1).astype(np.float64)
-    if decay == 0.0:
-        return counts
-    out = np.empty_like(counts)
-    trace = np.zeros(raster.shape[1])
-    for i in range(steps):
-        trace = decay * trace + counts[i]
-        out[i] = trace
-    return out
+episode_features = raster_features
+"""Readout features per environment step from a replayed raster (:func:`~neuralalchemy.agent_io.
+raster_features`)."""
 
 
 def greedy_episode(ckpt: Checkpoint, seed: int = EPISODE_SEED,
