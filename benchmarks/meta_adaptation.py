@@ -69,15 +69,32 @@ def first_reach(curve: list[float], level: float) -> float:
     return float("inf")
 
 
-def run_family(name: str, args: argparse.Namespace, work: Path) -> list[list[object]]:
+def reservoir_row(name: str, summary: dict, seconds: float) -> list[object]:
+    """The reservoir the family's agent runs, as the hyperparameter prior chose it."""
+    r = summary["reservoir"]
+    values = ", ".join(f"{k} {r[k]:.3g}" for k in ("spectral_radius", "input_scale", "du", "dv",
+                                                   "bias"))
+    chosen = (f"{r['chosen']} of {r['candidates']} (p = {r['chosen_prior_probability']:.2f}); "
+              f"tasks' own: {' '.join(map(str, r['task_choices']))}"
+              if "chosen" in r else "configured (no prior)")
+    returns = summary["task_returns"]
+    return [name, chosen, values, f"{np.mean(returns):.0f}", f"{seconds:.0f}"]
+
+
+def run_family(name: str, args: argparse.Namespace, work: Path,
+               reservoirs: list[list[object]]) -> list[list[object]]:
     family = FAMILIES[name]
     overrides = [f"env={family.env_id}", f"meta.train_tasks={args.train_tasks}",
                  f"meta.task_steps={args.task_steps}", f"meta.svi_steps={args.svi_steps}"]
+    if args.reservoir_candidates is not None:
+        overrides.append(f"meta.reservoir_candidates={args.reservoir_candidates}")
     cfg = load_config(overrides=overrides, base=defaults_for(family.env_id))
     t0 = time.perf_counter()
     result = meta_train(cfg, out=work, progress=False)
-    print(f"{name}: meta-trained on {args.train_tasks} tasks in "
-          f"{time.perf_counter() - t0:.0f} s; task returns {result.summary['task_returns']}")
+    seconds = time.perf_counter() - t0
+    print(f"{name}: meta-trained on {args.train_tasks} tasks in {seconds:.0f} s; task returns "
+          f"{result.summary['task_returns']}; reservoir {result.summary['reservoir']}")
+    reservoirs.append(reservoir_row(name, result.summary, seconds))
     from neuralalchemy.checkpoint import load_checkpoint
 
     agent = agent_from_checkpoint(load_checkpoint(result.run_dir))
@@ -111,18 +128,25 @@ def main() -> None:
     ap.add_argument("--svi-steps", type=int, default=1500)
     ap.add_argument("--tasks", type=int, default=4, help="held-out tasks per split")
     ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--reservoir-candidates", type=int, default=None,
+                    help="meta.reservoir_candidates (default: the config's; 0: the configured "
+                         "reservoir)")
     args = ap.parse_args()
     if args.quick:
         args.train_tasks, args.task_steps, args.svi_steps = 3, 2000, 200
         args.tasks, args.eval_episodes = 1, 3
-    rows = []
+    rows: list[list[object]] = []
+    reservoirs: list[list[object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):
-            rows += run_family(name.strip(), args, Path(tmp))
+            rows += run_family(name.strip(), args, Path(tmp), reservoirs)
     headers = ["family", "split", "method", *[f"after {k} ep" for k in SCHEDULE],
                "episodes to 90 % of meta asymptote"]
     text = table(headers, rows)
+    res_text = table(["family", "reservoir candidate", "hyperparameters the agent runs",
+                      "mean training-task return", "meta-train s"], reservoirs)
     print(text)
+    print(res_text)
     caption = (f"Median over {args.tasks} held-out tasks per split of the greedy return after k "
                f"episodes on the task ({args.eval_episodes} evaluation episodes each). Meta-prior "
                f"fitted on {args.train_tasks} training tasks × {args.task_steps:,} env steps of "
@@ -131,7 +155,9 @@ def main() -> None:
                "episodes than scratch, above pooled on cartpole_flip.")
     if not args.no_write and not args.quick:
         write_section("meta_adaptation", "Meta-prior adaptation on held-out tasks",
-                      caption + "\n\n" + text)
+                      caption + "\n\n" + text + "\n\nThe reservoir each family's agent runs: "
+                      "the mode of the fitted hyperparameter prior (meta/reservoir_prior.py; "
+                      "candidate 0 is the configured reservoir).\n\n" + res_text)
 
 
 if __name__ == "__main__":

@@ -191,7 +191,32 @@ def show(source: str | None, root: str, top: int) -> None:
             f"n{i}: {p.mean[a, i]:+.2f}±{sd[i]:.2f}" for i in order[::-1][:top])))
     for t, r in zip(info.get("train_tasks", []), info.get("task_returns", [])):
         rows.append(("task " + ",".join(f"{k}={v:.3g}" for k, v in t.items()), f"{r:.1f}"))
+    rows += _reservoir_rows(p.reservoir, ckpt.config.reservoir)
     _table("meta-prior", rows)
+
+
+def _reservoir_rows(rp: Any, res: Any) -> list[tuple[str, str]]:
+    """The hyperparameter prior: per hyperparameter its value in the agent's reservoir, the
+    prior's median for a new task and its 80 % interval; which candidate each task preferred."""
+    import numpy as np
+
+    from neuralalchemy.meta.reservoir_prior import from_unconstrained
+
+    if rp is None:
+        return [("reservoir prior", "not fitted (meta.reservoir_candidates ≤ 1): the "
+                                    "configured reservoir")]
+    spread = np.sqrt(rp.s ** 2 + rp.m_scale ** 2)
+    lo, mid, hi = (from_unconstrained(rp.m_loc + z * spread) for z in (-1.2816, 0.0, 1.2816))
+    rows = [("reservoir prior", f"{len(rp.candidates)} candidates; the agent runs candidate "
+                                f"{rp.chosen} (prior probability "
+                                f"{rp.predictive()[rp.chosen]:.2f} for a new task)")]
+    for name in rp.names:
+        rows.append((f"  {name}", f"{getattr(res, name):.4g} in the agent; prior median "
+                                  f"{mid[name]:.4g}, 80 % {min(lo[name], hi[name]):.4g}–"
+                                  f"{max(lo[name], hi[name]):.4g}"))
+    choices = np.argmax(rp.task_posteriors(), 1)
+    rows.append(("  tasks' own candidates", ", ".join(str(int(g)) for g in choices)))
+    return rows
 
 
 def _factor_text(p: Any) -> str:

@@ -238,6 +238,13 @@ class MetaConfig:
         0.3, "hyperprior median of the across-task std of a readout weight", 0.0, 1e6, True)
     mu_scale: float = _f(10.0, "hyperprior std of the prior mean of a readout weight", 0.0, 1e6,
                          True)
+    reservoir_candidates: int = _f(
+        16, "reservoir hyperparameter vectors (weight scale, input gain, decays, bias) scored on "
+        "every training task for the hyperparameter prior; the first is the configured one "
+        "(0 or 1: keep the configured reservoir, no hyperparameter prior)", 0, 4096)
+    hyper_episodes: int = _f(
+        32, "random-policy episodes per training task that score the reservoir candidates", 1,
+        100_000)
     adapt_episodes: int = _f(10, "episodes of experience on the new task in `alchemy adapt`", 1,
                              100_000)
     eval_episodes: int = _f(

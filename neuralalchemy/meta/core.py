@@ -21,6 +21,7 @@ from neuralalchemy.config import Config, ConfigError
 from neuralalchemy.envs import EnvError, env_info, format_env_spec, parse_env_spec
 from neuralalchemy.learners.base import Context, Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior
+from neuralalchemy.meta.reservoir_prior import ReservoirPrior
 from neuralalchemy.network import NetworkParams, build_network
 from neuralalchemy.rollout import FeatureStats
 from neuralalchemy.vecfeatures import mean_std
@@ -162,6 +163,7 @@ class MetaPrior:
     pooled: np.ndarray       # (A, D) one ridge readout for all training tasks (a baseline)
     noise_var: float
     info: dict[str, Any]
+    reservoir: ReservoirPrior | None = None  # the hyperparameter prior (None: not fitted)
 
     def covariance(self) -> np.ndarray:
         """(A·D, A·D) prior covariance of ``w.ravel()``."""
@@ -180,6 +182,8 @@ class MetaPrior:
         """Arrays stored with the agent's checkpoint (``extra.prior.*``)."""
         out = {f"prior.{k}": np.asarray(getattr(self, k)) for k in PRIOR_KEYS}
         out["prior.info"] = np.array(json.dumps({**self.info, "noise_var": self.noise_var}))
+        if self.reservoir is not None:
+            out.update(self.reservoir.to_extras())
         return out
 
     @classmethod
@@ -192,7 +196,7 @@ class MetaPrior:
         info = json.loads(str(ex["prior.info"]))
         noise_var = float(info.pop("noise_var"))
         return cls(**{k: np.asarray(ex[f"prior.{k}"]) for k in PRIOR_KEYS},
-                   noise_var=noise_var, info=info)
+                   noise_var=noise_var, info=info, reservoir=ReservoirPrior.from_extras(ex))
 
 
 def find_prior_checkpoint(source: str | None, root: str) -> tuple[Path, Checkpoint]:

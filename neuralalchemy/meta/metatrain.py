@@ -1,7 +1,11 @@
 """``alchemy meta-train``: learn a prior over readouts across a family's training tasks.
 
-1. Draw ``meta.train_tasks`` tasks from the family's ``train`` split; fix one reservoir, one
-   encoder and one feature normalisation (random-readout episodes pooled over the tasks).
+1. Draw ``meta.train_tasks`` tasks from the family's ``train`` split; fix one encoder.
+   With ``meta.reservoir_candidates`` > 1, score that many reservoir hyperparameter vectors on
+   every task's random-policy episodes and fit their prior with SVI
+   (:mod:`neuralalchemy.meta.reservoir_prior`); the family's reservoir is the prior's mode (else
+   the configured reservoir). Fix one feature normalisation (random-readout episodes pooled over
+   the tasks).
 2. On each task, learn a Bayesian linear Q readout (:class:`~neuralalchemy.learners.blq.Blq`,
    broad prior ``N(0, λ⁻¹I)``) for ``meta.task_steps`` environment steps; keep the sufficient
    statistics of its final fitted-Q regression.
@@ -22,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralalchemy.config import Config
+from neuralalchemy.config import Config, MetaConfig
+from neuralalchemy.envs import format_env_spec
 from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import GaussianPrior
@@ -43,6 +48,19 @@ from neuralalchemy.meta.hierarchy import (
     pooled_readout,
     suff_stats,
 )
+from neuralalchemy.meta.reservoir_prior import (
+    ReservoirPrior,
+    candidate_config,
+    candidates,
+    episode_features,
+    evidence_table,
+    fit_reservoir_prior,
+    half_widths,
+    random_episodes,
+    regression_targets,
+    to_unconstrained,
+)
+from neuralalchemy.network import build_network
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 from neuralalchemy.train import evaluate_readout
 
@@ -91,6 +109,36 @@ def fit_task(agent: Agent, task: dict[str, float], prior: GaussianPrior, steps: 
     return TaskFit(task, x, y, float(blq.noise_var), float(ret.mean()), blq.env_steps)
 
 
+def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
+                  seed: int) -> tuple[Agent, ReservoirPrior]:
+    """Score ``m.reservoir_candidates`` hyperparameter vectors on every task, fit their prior;
+    the agent with the reservoir at the prior's mode, and the prior."""
+    from dataclasses import replace
+
+    cfg = agent.cfg
+    res, gamma = cfg.reservoir, cfg.training.gamma
+    n_actions = agent.context(None).info.n_actions
+    episodes = [random_episodes(format_env_spec(agent.family_id, task), m.hyper_episodes,
+                                seed + 104_729 * (i + 1)) for i, task in enumerate(tasks)]
+    targets = [regression_targets(e, gamma) for e in episodes]
+    cand = candidates(res, m.reservoir_candidates, seed)
+    evidence = np.zeros((len(tasks), len(cand)))
+    for g, u in enumerate(cand):
+        net = build_network(candidate_config(res, u), agent.encoder.n_channels,
+                            agent.encoder.binary)
+        feats = [episode_features(net, agent.encoder, res.steps_per_obs, agent.trace_decay, e,
+                                  seed) for e in episodes]
+        evidence[:, g] = evidence_table(feats, [e.actions for e in episodes], targets,
+                                        n_actions)
+    prior = fit_reservoir_prior(evidence, cand, to_unconstrained(res), half_widths(),
+                                m.svi_steps, m.svi_lr, seed)
+    if prior.chosen == 0:
+        return agent, prior
+    chosen = candidate_config(res, cand[prior.chosen])
+    network = build_network(chosen, agent.encoder.n_channels, agent.encoder.binary)
+    return replace(agent, cfg=replace(cfg, reservoir=chosen), network=network), prior
+
+
 def task_stats(fits: list[TaskFit]) -> SuffStats:
     """Sufficient statistics of every task's regression."""
     return suff_stats([f.x for f in fits], [f.y for f in fits],
@@ -134,7 +182,11 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
     with Bar(TextColumn("[bold]meta-train[/]"), BarColumn(), MofNCompleteColumn(),
              TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
              disable=not progress) as bar:
-        job = bar.add_task("tasks", total=m.train_tasks + 1, status="feature normalisation")
+        job = bar.add_task("tasks", total=m.train_tasks + 1, status="reservoir prior")
+        rprior = None
+        if m.reservoir_candidates > 1:
+            agent, rprior = fit_reservoir(agent, tasks, m, tr.seed)
+        bar.update(job, status="feature normalisation")
         feat = shared_normalisation(agent, tasks, m.norm_episodes, tr.seed)
         prior = broad_prior(agent, n_actions, feat)
         for i, task in enumerate(tasks):
@@ -155,7 +207,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
             "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank}
     lam = float(prior.precision[0, 0])
     meta_prior = MetaPrior(mean, std, factor, fit.mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
-                           fit.elbo, pooled_readout(stats, lam), noise_var, info)
+                           fit.elbo, pooled_readout(stats, lam), noise_var, info, rprior)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", f"meta-{family.name}")
     write_provenance(run_dir, cfg, {"kind": "meta-train", "tasks": tasks})
     ro = Readout(mean[:, :-1].copy(), mean[:, -1].copy(), feat[0], feat[1])
@@ -166,15 +218,32 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
     write_metrics(run_dir / "metrics.jsonl", [
         *({"kind": "task", "task": f.task, "eval_return": f.eval_return,
            "env_steps": f.env_steps, "noise_var": f.noise_var} for f in fits),
-        *({"kind": "svi", "step": i + 1, "elbo": float(e)} for i, e in enumerate(fit.elbo))])
+        *({"kind": "svi", "step": i + 1, "elbo": float(e)} for i, e in enumerate(fit.elbo)),
+        *({"kind": "svi_reservoir", "step": i + 1, "elbo": float(e)}
+          for i, e in enumerate(rprior.elbo if rprior is not None else []))])
     _plot_elbo(fit.elbo, run_dir / "elbo.png", family.name)
     summary = {"family": family.name, "env": family.env_id, "train_tasks": len(tasks),
                "task_returns": [round(f.eval_return, 2) for f in fits],
                "env_steps": learner["env_steps"], "final_elbo": float(fit.elbo[-1]),
                "prior_std_median": float(np.median(std)), "noise_var": noise_var,
+               "reservoir": _reservoir_summary(agent, rprior),
                "wall_s": round(time.perf_counter() - start, 2), "checkpoint": "checkpoint.npz"}
     atomic_write_json(run_dir / "summary.json", summary)
     return MetaResult(run_dir, meta_prior, summary)
+
+
+def _reservoir_summary(agent: Agent, rprior: ReservoirPrior | None) -> dict[str, Any]:
+    """The reservoir the agent runs and, when fitted, what the hyperparameter prior found."""
+    res = agent.cfg.reservoir
+    out: dict[str, Any] = {k: getattr(res, k) for k in ("spectral_radius", "input_scale", "du",
+                                                         "dv", "bias")}
+    if rprior is not None:
+        post = rprior.task_posteriors()
+        out.update({"candidates": len(rprior.candidates), "chosen": rprior.chosen,
+                    "chosen_prior_probability": round(float(rprior.predictive()[rprior.chosen]),
+                                                      4),
+                    "task_choices": [int(g) for g in post.argmax(1)]})
+    return out
 
 
 def _plot_elbo(elbo: np.ndarray, path: Path, family: str) -> None:
