@@ -239,9 +239,10 @@ class MetaConfig:
     mu_scale: float = _f(10.0, "hyperprior std of the prior mean of a readout weight", 0.0, 1e6,
                          True)
     reservoir_candidates: int = _f(
-        16, "reservoir hyperparameter vectors (weight scale, input gain, decays, bias) scored on "
-        "every training task for the hyperparameter prior; the first is the configured one "
-        "(0 or 1: keep the configured reservoir, no hyperparameter prior)", 0, 4096)
+        0, "reservoir hyperparameter vectors (weight scale, input gain, decays, bias) scored on "
+        "every training task for the hyperparameter prior, e.g. 16; the first is the configured "
+        "one, and the family runs the prior's mode (0 or 1: keep the configured reservoir, no "
+        "hyperparameter prior)", 0, 4096)
     hyper_episodes: int = _f(
         32, "random-policy episodes per training task that score the reservoir candidates", 1,
         100_000)
