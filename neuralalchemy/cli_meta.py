@@ -123,7 +123,8 @@ def adapt(source: str | None, task: str | None, split: str, episodes: int | None
         ("Thompson episodes", ", ".join(f"{r:.0f}" for r in s["online_returns"])),
         ("Q uncertainty", f"median posterior std {c['q_sd_epistemic_median']:.2f}, "
                           f"noise std {c['noise_sd']:.2f}"),
-        ("calibration", f"{c['coverage']:.1%} of {c['steps']} discounted returns inside the "
+        ("calibration", f"{c['coverage_one_step']:.1%} of {c['steps']} one-step fitted-Q "
+                        f"targets and {c['coverage']:.1%} of the discounted returns inside the "
                         f"{c['level']:.0%} predictive interval"),
         ("plot", str(run_dir / "adaptation.png")),
     ])

@@ -6,9 +6,9 @@ the agent explores by Thompson sampling, acting greedily on one posterior draw p
 ``k`` episodes for each ``k`` in the schedule, the greedy readout (posterior mean) is evaluated.
 
 Uncertainty is exposed per action: ``E[Q(s, a)]`` and its posterior std, and checked for
-calibration on fresh greedy episodes: the fraction of discounted returns ``G_t`` (bootstrapped at
-truncation) that fall inside the central ``level`` interval of the predictive
-``N(E[Q], sd[Q]² + σ²)`` of the action taken. A calibrated posterior covers ``level`` of them.
+calibration on fresh greedy episodes (:func:`calibration`): the fraction of one-step fitted-Q
+targets, and of discounted returns ``G_t``, inside the central ``level`` interval of the
+predictive of the action taken. A calibrated posterior covers ``level`` of them.
 """
 
 from __future__ import annotations
@@ -66,15 +66,22 @@ def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
 
 
 def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[str, float]:
-    """Coverage of discounted returns by the posterior predictive of Q (module docstring)."""
+    """Coverage of what Q predicts by its posterior predictive, on fresh greedy episodes.
+
+    Two checks, each the share of observations inside the central ``level`` interval:
+
+    * one step, what the model states: the fitted-Q target ``y_t = r_t + γ·max_a E[Q(s_t+1, a)]``
+      (``r_t`` alone at termination) against ``N(E[Q(s_t, a_t)], sd[Q]² + σ²)``;
+    * the return: the discounted return ``G_t`` (bootstrapped at truncation) against
+      ``N(E[Q(s_t, a_t)], sd[Q]² + σ²/(1 − γ²))``: the one-step noise of every later step,
+      discounted and independent, adds up along the trajectory.
+    """
     z = NormalDist().inv_cdf(0.5 + level / 2)
     gamma = blq.tr.gamma
-    inside = total = 0
-    z2 = []
-    sd_epistemic = []
+    err_g, err_y, sd_epistemic = [], [], []
     for ep in range(episodes):
         f = blq.vec.reset(seed + ep)
-        means, sds, rewards = [], [], []
+        means, sds, rewards, nexts = [], [], [], []
         while True:
             q, sd = blq.q_stats(f)
             a = int(np.argmax(q[0]))
@@ -84,21 +91,25 @@ def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[
             rewards.append(float(r[0]))
             if term[0] or trunc[0]:
                 tail = 0.0 if term[0] else float(blq.q_stats(info["final_features"])[0].max())
+                nexts.append(tail)
                 break
+            nexts.append(float(blq.q_stats(f)[0].max()))
         g = np.empty(len(rewards))
         acc = tail
         for t in range(len(rewards) - 1, -1, -1):
             acc = rewards[t] + gamma * acc
             g[t] = acc
-        pred_sd = np.sqrt(np.asarray(sds) ** 2 + blq.noise_var)
-        err = (g - np.asarray(means)) / pred_sd
-        inside += int((np.abs(err) <= z).sum())
-        total += len(g)
-        z2.append(err ** 2)
+        mean, var_q = np.asarray(means), np.asarray(sds) ** 2
+        err_g.append((g - mean) / np.sqrt(var_q + blq.noise_var / (1 - gamma ** 2)))
+        y = np.asarray(rewards) + gamma * np.asarray(nexts)
+        err_y.append((y - mean) / np.sqrt(var_q + blq.noise_var))
         sd_epistemic += sds
     blq.vec.pop_finished()
-    return {"level": level, "coverage": inside / max(total, 1),
-            "mean_z2": float(np.concatenate(z2).mean()), "steps": total,
+    eg, ey = np.concatenate(err_g), np.concatenate(err_y)
+    return {"level": level, "coverage": float(np.mean(np.abs(eg) <= z)),
+            "mean_z2": float(np.mean(eg ** 2)),
+            "coverage_one_step": float(np.mean(np.abs(ey) <= z)),
+            "mean_z2_one_step": float(np.mean(ey ** 2)), "steps": len(eg),
             "q_sd_epistemic_median": float(np.median(sd_epistemic)),
             "noise_sd": float(np.sqrt(blq.noise_var))}
 
