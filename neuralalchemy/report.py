@@ -415,9 +415,11 @@ def _prior_note(rec: RunRecords, prior: Any) -> str:
     calib = rec.summary.get("calibration")
     if rec.kind == "adapt" and isinstance(calib, dict):
         text += (f" This agent was adapted from that prior; its posterior's std of Q had median "
-                 f"{calib.get('q_sd_epistemic_median', float('nan')):.3g}, and "
-                 f"{calib.get('coverage', float('nan')):.1%} of discounted returns fell inside "
-                 f"the {calib.get('level', 0.9):.0%} predictive interval.")
+                 f"{calib.get('q_sd_epistemic_median', float('nan')):.3g}; inside the "
+                 f"{calib.get('level', 0.9):.0%} predictive interval fell "
+                 + (f"{calib['coverage_one_step']:.1%} of one-step fitted-Q targets and "
+                    if "coverage_one_step" in calib else "")
+                 + f"{calib.get('coverage', float('nan')):.1%} of discounted returns.")
     return text
 
 
