@@ -246,6 +246,9 @@ class MetaConfig:
     hyper_episodes: int = _f(
         32, "random-policy episodes per training task that score the reservoir candidates", 1,
         100_000)
+    adapt_select: bool = _f(
+        True, "`alchemy adapt`: the adapted readout is the posterior mean or posterior draw that "
+        "earned the highest episode return so far (off: the posterior mean)")
     adapt_episodes: int = _f(10, "episodes of experience on the new task in `alchemy adapt`", 1,
                              100_000)
     eval_episodes: int = _f(

@@ -3,7 +3,10 @@
 The readout prior ``N(m, diag s²)`` from meta-training becomes a closed-form posterior after each
 episode (Bayesian linear Q, :class:`~neuralalchemy.learners.blq.Blq` with an informative prior);
 the agent explores by Thompson sampling, acting greedily on one posterior draw per episode. After
-``k`` episodes for each ``k`` in the schedule, the greedy readout (posterior mean) is evaluated.
+``k`` episodes for each ``k`` in the schedule, the adapted readout is evaluated: with
+``meta.adapt_select`` (the default) the readout, among the posterior mean acted on first and the
+posterior draws acted on since, that earned the highest episode return; otherwise the posterior
+mean.
 
 Uncertainty is exposed per action: ``E[Q(s, a)]`` and its posterior std, and checked for
 calibration on fresh greedy episodes (:func:`calibration`): the fraction of one-step fitted-Q
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from neuralalchemy.fsio import atomic_write_json
+from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior
 from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, save_agent
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
@@ -40,6 +44,7 @@ class Adaptation:
     returns: list[float]          # greedy evaluation mean after each stage
     online: list[float]           # return of each adaptation (Thompson) episode
     learner: Blq
+    final: Readout                # the adapted readout (after the last stage)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready curve."""
@@ -49,20 +54,49 @@ class Adaptation:
 
 def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
               noise_var: float | None, schedule: tuple[int, ...], eval_episodes: int,
-              seed: int) -> Adaptation:
+              seed: int, select: bool = False) -> Adaptation:
     """Adapt from ``prior`` on ``task``, evaluating after every stage of ``schedule``
-    (exploration as ``exploration.thompson`` says: Thompson sampling by default)."""
+    (exploration as ``exploration.thompson`` says: Thompson sampling by default).
+
+    ``select``: return-guided selection (:func:`_selecting_episodes`); otherwise the readout
+    after ``k`` episodes is the posterior mean."""
     torch.set_num_threads(1)
     ctx = agent.context(task, seed=seed, num_envs=1, refit_every=10**7)
     blq = new_blq(ctx, prior, noise_var)
     returns, online, done = [], [], 0
+    tried: list[tuple[float, np.ndarray]] = []
+    ro = blq.readout()
     for k in sorted(set(schedule)):
         if k > done:
-            progress = blq.run_episodes(k - done)
-            online += [float(r) for r in progress.returns]
+            if select:
+                online += _selecting_episodes(blq, k - done, tried)
+            else:
+                online += [float(r) for r in blq.run_episodes(k - done).returns]
             done = k
-        returns.append(float(evaluate_readout(ctx, blq.readout(), eval_episodes).mean()))
-    return Adaptation(sorted(set(schedule)), returns, online, blq)
+        ro = blq.readout()
+        if select and tried:
+            best = max(tried, key=lambda t: t[0])[1]
+            ro = Readout(best[:, :-1].copy(), best[:, -1].copy(), ro.mean, ro.std)
+        returns.append(float(evaluate_readout(ctx, ro, eval_episodes).mean()))
+    return Adaptation(sorted(set(schedule)), returns, online, blq, ro)
+
+
+def _selecting_episodes(blq: Blq, episodes: int, tried: list[tuple[float, np.ndarray]]
+                        ) -> list[float]:
+    """Return-guided adaptation: each episode acts greedily on one readout, the first on the
+    posterior mean, each later one on a fresh posterior draw (Thompson sampling); the
+    posterior is updated in closed form after every episode, and ``tried`` collects
+    ``(episode return, readout)``. The adapted readout is the one that earned the highest return
+    so far: posterior sampling proposes policies, the task's own returns choose among them, so
+    a fit to a few episodes' Bellman targets cannot replace a policy that is already good."""
+    out = []
+    for _ in range(episodes):
+        readout = blq.mu.copy() if not tried else blq.sampled[0].copy()
+        blq.sampled[0] = readout
+        ret = float(blq.run_episodes(1).returns[0])
+        tried.append((ret, readout))
+        out.append(ret)
+    return out
 
 
 def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[str, float]:
@@ -119,13 +153,15 @@ def adapt(agent: Agent, prior: MetaPrior, task: dict[str, float] | None, episode
     """``alchemy adapt``: adapt, check calibration, save a deployable checkpoint and a plot."""
     start = time.perf_counter()
     schedule = tuple(k for k in SCHEDULE if k < episodes) + (episodes,)
-    run = adapt_blq(agent, task, prior.gaussian(), prior.noise_var, schedule, eval_episodes, seed)
+    run = adapt_blq(agent, task, prior.gaussian(), prior.noise_var, schedule, eval_episodes, seed,
+                    agent.cfg.meta.adapt_select)
     calib = calibration(run.learner, max(2, eval_episodes // 2), seed + 10_000)
-    ro = run.learner.readout()
+    ro = run.final
     run.learner.vec.close()
     ctx = agent.context(task)
     run_dir = new_run_dir(out / "runs", f"adapt-{prior.info.get('family', 'task')}")
     learner = {"algorithm": "blq-adapted", "episodes": episodes,
+               "selected_by_return": agent.cfg.meta.adapt_select,
                "env_steps": int(run.learner.env_steps)}
     write_provenance(run_dir, agent.cfg, {"kind": "adapt", "task": task, "seed": seed})
     save_agent(run_dir, agent.checkpoint(task, ro, learner, prior.to_extras()))
