@@ -91,11 +91,14 @@ def meta_train_cmd(env_id: str | None, config_path: str | None, overrides: Seque
               show_default=True, help="Split of the held-out task drawn when --task is not given.")
 @click.option("--episodes", type=click.IntRange(min=1), default=None,
               help="Episodes on the new task (default meta.adapt_episodes).")
+@click.option("--select/--no-select", default=None,
+              help="Adapted readout: the one acted on with the highest mean episode return, or "
+                   "the posterior mean (default meta.adapt_select of the meta-trained agent).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--root", default=DEFAULT_OUT, show_default=True,
               help="Folder searched for the newest meta-trained run.")
-def adapt(source: str | None, task: str | None, split: str, episodes: int | None, seed: int,
-          root: str) -> None:
+def adapt(source: str | None, task: str | None, split: str, episodes: int | None,
+          select: bool | None, seed: int, root: str) -> None:
     """Adapt a meta-trained agent (SOURCE, default the newest) to a new task."""
     from neuralalchemy.meta.adapt import adapt as adapt_api
     from neuralalchemy.meta.core import (
@@ -106,8 +109,13 @@ def adapt(source: str | None, task: str | None, split: str, episodes: int | None
         parse_task,
     )
 
+    from dataclasses import replace
+
     path, ckpt = find_prior_checkpoint(source, root)
     agent = agent_from_checkpoint(ckpt)
+    if select is not None:
+        agent = replace(agent, cfg=replace(agent.cfg, meta=replace(agent.cfg.meta,
+                                                                   adapt_select=select)))
     prior = MetaPrior.from_checkpoint(ckpt, str(path))
     chosen = parse_task(task, agent)
     if chosen is None:

@@ -4,9 +4,8 @@ The readout prior ``N(m, diag s²)`` from meta-training becomes a closed-form po
 episode (Bayesian linear Q, :class:`~neuralalchemy.learners.blq.Blq` with an informative prior);
 the agent explores by Thompson sampling, acting greedily on one posterior draw per episode. After
 ``k`` episodes for each ``k`` in the schedule, the adapted readout is evaluated: with
-``meta.adapt_select`` (the default) the readout, among the posterior mean acted on first and the
-posterior draws acted on since, that earned the highest episode return; otherwise the posterior
-mean.
+``meta.adapt_select`` (the default) the readout acted on (posterior means and posterior draws, in
+turn) with the highest mean episode return; otherwise the posterior mean.
 
 Uncertainty is exposed per action: ``E[Q(s, a)]`` and its posterior std, and checked for
 calibration on fresh greedy episodes (:func:`calibration`): the fraction of one-step fitted-Q
@@ -58,45 +57,64 @@ def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
     """Adapt from ``prior`` on ``task``, evaluating after every stage of ``schedule``
     (exploration as ``exploration.thompson`` says: Thompson sampling by default).
 
-    ``select``: return-guided selection (:func:`_selecting_episodes`); otherwise the readout
-    after ``k`` episodes is the posterior mean."""
+    ``select``: return-guided selection (:class:`_Selection`); otherwise the readout after ``k``
+    episodes is the posterior mean."""
     torch.set_num_threads(1)
     ctx = agent.context(task, seed=seed, num_envs=1, refit_every=10**7)
     blq = new_blq(ctx, prior, noise_var)
     returns, online, done = [], [], 0
-    tried: list[tuple[float, np.ndarray]] = []
+    chooser = _Selection(blq) if select else None
     ro = blq.readout()
     for k in sorted(set(schedule)):
         if k > done:
-            if select:
-                online += _selecting_episodes(blq, k - done, tried)
+            if chooser is not None:
+                online += [chooser.episode() for _ in range(k - done)]
             else:
                 online += [float(r) for r in blq.run_episodes(k - done).returns]
             done = k
-        ro = blq.readout()
-        if select and tried:
-            best = max(tried, key=lambda t: t[0])[1]
-            ro = Readout(best[:, :-1].copy(), best[:, -1].copy(), ro.mean, ro.std)
+        ro = blq.readout() if chooser is None else chooser.best(blq.readout())
         returns.append(float(evaluate_readout(ctx, ro, eval_episodes).mean()))
     return Adaptation(sorted(set(schedule)), returns, online, blq, ro)
 
 
-def _selecting_episodes(blq: Blq, episodes: int, tried: list[tuple[float, np.ndarray]]
-                        ) -> list[float]:
-    """Return-guided adaptation: each episode acts greedily on one readout, the first on the
-    posterior mean, each later one on a fresh posterior draw (Thompson sampling); the
-    posterior is updated in closed form after every episode, and ``tried`` collects
-    ``(episode return, readout)``. The adapted readout is the one that earned the highest return
-    so far: posterior sampling proposes policies, the task's own returns choose among them, so
-    a fit to a few episodes' Bellman targets cannot replace a policy that is already good."""
-    out = []
-    for _ in range(episodes):
-        readout = blq.mu.copy() if not tried else blq.sampled[0].copy()
-        blq.sampled[0] = readout
+class _Selection:
+    """Return-guided adaptation. Every episode acts greedily on one readout and the posterior is
+    updated in closed form after it. The readouts acted on alternate between the current
+    posterior mean (first) and a fresh posterior draw (Thompson sampling), except that a readout
+    whose single return puts it ahead is acted on once more before it can be chosen by one lucky
+    episode. The adapted readout is the one with the highest mean return over its episodes: the
+    posterior proposes policies and the task's returns choose, so a fit to a few episodes'
+    Bellman targets cannot displace a policy that already does well."""
+
+    def __init__(self, blq: Blq):
+        self.blq = blq
+        self.tried: list[tuple[np.ndarray, list[float]]] = []
+        self.draw_next = False
+
+    def _leader(self) -> tuple[np.ndarray, list[float]] | None:
+        return max(self.tried, key=lambda t: float(np.mean(t[1])), default=None)
+
+    def episode(self) -> float:
+        """Act for one episode, update the posterior; that episode's return."""
+        blq, lead = self.blq, self._leader()
+        if lead is not None and len(lead[1]) == 1 and len(self.tried) > 1:
+            entry = lead                                    # confirm a new leader
+        else:
+            entry = (blq.sampled[0].copy() if self.draw_next else blq.mu.copy(), [])
+            self.tried.append(entry)
+            self.draw_next = not self.draw_next
+        blq.sampled[0] = entry[0]
         ret = float(blq.run_episodes(1).returns[0])
-        tried.append((ret, readout))
-        out.append(ret)
-    return out
+        entry[1].append(ret)
+        return ret
+
+    def best(self, fallback: Readout) -> Readout:
+        """The readout with the highest mean return (``fallback`` before any episode)."""
+        lead = self._leader()
+        if lead is None:
+            return fallback
+        w = lead[0]
+        return Readout(w[:, :-1].copy(), w[:, -1].copy(), fallback.mean, fallback.std)
 
 
 def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[str, float]:
