@@ -100,6 +100,8 @@ def meta_train_cmd(env_id: str | None, config_path: str | None, overrides: Seque
 def adapt(source: str | None, task: str | None, split: str, episodes: int | None,
           select: bool | None, seed: int, root: str) -> None:
     """Adapt a meta-trained agent (SOURCE, default the newest) to a new task."""
+    from dataclasses import replace
+
     from neuralalchemy.meta.adapt import adapt as adapt_api
     from neuralalchemy.meta.core import (
         MetaPrior,
@@ -108,8 +110,6 @@ def adapt(source: str | None, task: str | None, split: str, episodes: int | None
         find_prior_checkpoint,
         parse_task,
     )
-
-    from dataclasses import replace
 
     path, ckpt = find_prior_checkpoint(source, root)
     agent = agent_from_checkpoint(ckpt)
