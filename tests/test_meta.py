@@ -275,3 +275,72 @@ def test_built_in_defaults_follow_the_family():
     assert load_config(base=defaults_for(None)) == load_config(root / "meta_cartpole.yaml")
     acrobot = load_config(base=defaults_for("AcrobotTask-v1"), overrides=["env=AcrobotTask-v1"])
     assert acrobot.encoder.ranges == []  # calibrated from the family's default task
+
+
+class _FakeBlq:
+    """What return-guided selection touches: the posterior mean ``mu``, the readout acted on
+    (``sampled[0]``) and one episode whose return is a fixed function of that readout; every
+    update moves the mean by ``step`` and draws a new sample."""
+
+    def __init__(self, returns_of, draws, step=0.0):
+        self.mu = np.zeros((2, 3))
+        self.sampled = np.zeros((1, 2, 3))
+        self.returns_of, self.draws, self.step, self.acted = returns_of, iter(draws), step, []
+
+    def run_episodes(self, n):
+        from neuralalchemy.learners.base import Progress
+
+        w = self.sampled[0].copy()
+        self.acted.append(w)
+        self.mu = self.mu + self.step
+        self.sampled[0] = next(self.draws)
+        return Progress(np.array([self.returns_of(w)]), np.array([1]), 1)
+
+
+def _readout_value(value):
+    w = np.zeros((2, 3))
+    w[0, 0] = value
+    return w
+
+
+def test_return_guided_selection_keeps_a_good_prior_and_retests_a_lucky_leader():
+    from neuralalchemy.learners.base import Readout
+    from neuralalchemy.meta.adapt import _Selection
+
+    # draws: one looks great in its first episode only (a lucky return), the rest are poor
+    lucky = _readout_value(7.0)
+    draws = [lucky, *(_readout_value(-1.0) for _ in range(20))]
+    first = {"n": 0}
+
+    def returns_of(w):
+        if w[0, 0] == 7.0:
+            first["n"] += 1
+            return 400.0 if first["n"] == 1 else 50.0
+        return 300.0 if w[0, 0] == 0.0 else 20.0  # the posterior mean (0) earns 300
+
+    blq = _FakeBlq(returns_of, draws)
+    chooser = _Selection(blq)
+    fallback = Readout(np.zeros((2, 2)), np.zeros(2), np.zeros(2), np.ones(2))
+    assert chooser.best(fallback) is fallback  # before any episode: the posterior mean
+    for _ in range(6):
+        chooser.episode()
+    acted = [float(w[0, 0]) for w in blq.acted]
+    # episode 1: the posterior mean; 2: a draw (the lucky one); 3: the lucky leader re-tested
+    assert acted[:3] == [0.0, 7.0, 7.0], acted
+    best = chooser.best(fallback)
+    assert best.theta[0, 0] == 0.0  # the lucky draw's mean return (225) fell below 300
+
+
+def test_return_guided_selection_adopts_a_posterior_mean_that_earns_more():
+    from neuralalchemy.learners.base import Readout
+    from neuralalchemy.meta.adapt import _Selection
+
+    # the posterior mean improves with every update; its return grows with its first weight
+    blq = _FakeBlq(lambda w: 100.0 + 100.0 * w[0, 0], [_readout_value(-5.0)] * 20, step=0.5)
+    chooser = _Selection(blq)
+    fallback = Readout(np.zeros((2, 2)), np.zeros(2), np.zeros(2), np.ones(2))
+    for _ in range(8):
+        chooser.episode()
+    best = chooser.best(fallback)
+    means = [float(w[0, 0]) for w in blq.acted if w[0, 0] >= 0]
+    assert best.theta[0, 0] == max(means) > 0.0
