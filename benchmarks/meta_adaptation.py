@@ -6,8 +6,9 @@ the same observation), meta-train once, then on held-out tasks of the ``within``
 
 * ``meta-prior``: Bayesian linear Q from the learned prior (Thompson sampling), the posterior
   mean evaluated;
-* ``meta+select``: the same, evaluating the readout (posterior mean acted on first, then the
-  posterior draws) that earned the highest episode return so far (``meta.adapt_select``);
+* ``meta+select``: the same with return-guided selection (``meta.adapt_select``): episodes act
+  in turn on the posterior mean and on a posterior draw, and the readout with the highest mean
+  episode return is evaluated;
 * ``scratch``, ``scratch+select``: the same two from the broad prior ``N(0, λ⁻¹I)``;
 * ``pooled``: one ridge readout fitted on all training tasks' data, not adapted;
 * ``pooled+ft``: Bayesian linear Q from a prior centred on the pooled readout with the broad
@@ -156,9 +157,10 @@ def main() -> None:
     caption = (f"Median over {args.tasks} held-out tasks per split of the greedy return after k "
                f"episodes on the task ({args.eval_episodes} evaluation episodes each). Meta-prior "
                f"fitted on {args.train_tasks} training tasks × {args.task_steps:,} env steps of "
-               "Bayesian linear Q, SVI with an AutoNormal guide. +select: the adapted readout is "
-               "the one (posterior mean acted on first, then Thompson draws) that earned the "
-               "highest episode return so far. Asymptote = the higher of meta-prior's and "
+               "Bayesian linear Q, SVI with an AutoNormal guide. +select: episodes act in turn "
+               "on the posterior mean and on a posterior draw, a new leader is acted on once "
+               "more, and the adapted readout is the one with the highest mean episode return. "
+               "Asymptote = the higher of meta-prior's and "
                "meta+select's return after 10 episodes. Goal: 90 % of asymptote within 2 "
                "episodes, ≥ 5× fewer episodes than scratch, above pooled on cartpole_flip.")
     if not args.no_write and not args.quick:
