@@ -356,7 +356,7 @@ def _meta_adapt(cfg: Config, run: TrialRun) -> float:
     returns: list[float] = []
     for i, task in enumerate(tasks):
         adapted = adapt_blq(agent, task, result.prior.gaussian(), result.prior.noise_var,
-                            (m.adapt_episodes,), m.eval_episodes, seed + i)
+                            (m.adapt_episodes,), m.eval_episodes, seed + i, m.adapt_select)
         adapted.learner.vec.close()
         returns.append(adapted.returns[-1])
         run.report(sum(returns) / len(returns), i)
