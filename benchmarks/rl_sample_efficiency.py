@@ -371,8 +371,8 @@ def caption(args: argparse.Namespace, budgets: dict[str, int], total: float,
         "CartPole-v1's hyperparameters), RecurrentPPO (zoo CartPoleNoVel-v1 / PendulumNoVel-v1) "
         f"on the masked ones. Machine: {machine()}; {args.jobs} run(s) at a time; whole run "
         f"{total / 60:.0f} min, load "
-        f"average {load[0]:.1f} at start, {load[1]:.1f} at end (above the core count: other "
-        "work shared the machine and wall times are noisy)."
+        f"average {load[0]:.1f} at start, {load[1]:.1f} at end (a load above the core count "
+        "means other work shared the machine and wall times are noisy)."
         + (" QUICK MODE: budgets ÷ 10." if args.quick else "")
     )
 
