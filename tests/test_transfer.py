@@ -104,8 +104,11 @@ def test_curriculum_chains_stages(tmp_path):
                                                    [-3.5, 3.5]]},
                             "training": {"eval_episodes": 4}})
     result = train(cfg, progress=False)
-    runs = sorted((tmp_path / "runs").iterdir())
+    # in the order written (both stages may start within one second, so not by name)
+    runs = sorted((tmp_path / "runs").iterdir(),
+                  key=lambda p: (p / "checkpoint.npz").stat().st_mtime_ns)
     assert len(runs) == 2 and result.run_dir == runs[-1]
+    assert runs[0].name.endswith("length_0.5") and runs[1].name.endswith("length_0.3")
     assert load_checkpoint(runs[1]).config.training.init == str(runs[0])
     assert [s["env"] for s in result.summary["curriculum"]] == [s["env"] for s in stages]
     saved = json.loads((runs[1] / "summary.json").read_text())
