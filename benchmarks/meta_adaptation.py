@@ -42,6 +42,7 @@ from neuralalchemy.meta.core import (
     defaults_for,  # noqa: E402
 )
 from neuralalchemy.meta.metatrain import broad_prior, meta_train  # noqa: E402
+from neuralalchemy.meta.reservoir_prior import HYPER_NAMES  # noqa: E402
 from neuralalchemy.task_families import FAMILIES  # noqa: E402
 from neuralalchemy.train import evaluate_readout  # noqa: E402
 
@@ -79,8 +80,7 @@ def first_reach(curve: list[float], level: float) -> float:
 def reservoir_row(name: str, summary: dict, seconds: float) -> list[object]:
     """The reservoir the family's agent runs, as the hyperparameter prior chose it."""
     r = summary["reservoir"]
-    values = ", ".join(f"{k} {r[k]:.3g}" for k in ("spectral_radius", "input_scale", "du", "dv",
-                                                   "bias"))
+    values = ", ".join(f"{k} {r[k]:.3g}" for k in HYPER_NAMES)
     chosen = (f"{r['chosen']} of {r['candidates']} (p = {r['chosen_prior_probability']:.2f}); "
               f"tasks' own: {' '.join(map(str, r['task_choices']))}"
               if "chosen" in r else "configured (no prior)")

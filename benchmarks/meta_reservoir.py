@@ -28,9 +28,8 @@ from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.meta.adapt import adapt_blq  # noqa: E402
 from neuralalchemy.meta.core import agent_from_checkpoint, defaults_for  # noqa: E402
 from neuralalchemy.meta.metatrain import meta_train  # noqa: E402
+from neuralalchemy.meta.reservoir_prior import HYPER_NAMES  # noqa: E402
 from neuralalchemy.task_families import FAMILIES  # noqa: E402
-
-KEYS = ("spectral_radius", "input_scale", "du", "dv", "bias")
 
 
 def one(name: str, candidates: int, args: argparse.Namespace, work: Path) -> dict:
@@ -67,7 +66,7 @@ def rows_for(name: str, runs: dict[int, dict]) -> list[list[object]]:
                  f"prior mode: candidate {r['chosen']} of {r['candidates']} "
                  f"(p = {r['chosen_prior_probability']:.2f})")
         better = "–" if candidates == 0 else f"{int((returns > base).sum())}/{len(base)}"
-        rows.append([name, label, ", ".join(f"{k} {r[k]:.3g}" for k in KEYS),
+        rows.append([name, label, ", ".join(f"{k} {r[k]:.3g}" for k in HYPER_NAMES),
                      f"{returns.mean():.0f} ± {returns.std():.0f}", better,
                      f"{np.median(run['curves'][:, 0]):.0f}",
                      f"{np.median(run['curves'][:, 1]):.0f}", f"{run['seconds']:.0f}"])

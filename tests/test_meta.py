@@ -344,3 +344,17 @@ def test_return_guided_selection_adopts_a_posterior_mean_that_earns_more():
     best = chooser.best(fallback)
     means = [float(w[0, 0]) for w in blq.acted if w[0, 0] >= 0]
     assert best.theta[0, 0] == max(means) > 0.0
+
+
+def test_return_guided_selection_needs_thompson_sampling():
+    from neuralalchemy.config import ConfigError, load_config
+    from neuralalchemy.meta.adapt import adapt_blq
+    from neuralalchemy.meta.core import build_agent, defaults_for
+
+    cfg = load_config(None, overrides=["reservoir.size=16", "exploration.thompson=false"],
+                      base=defaults_for(None))
+    agent = build_agent(cfg)
+    n = agent.network.size + 1
+    prior = GaussianPrior(np.zeros((2, n)), np.ones((2, n)), np.zeros(n - 1), np.ones(n - 1))
+    with pytest.raises(ConfigError, match="exploration.thompson"):
+        adapt_blq(agent, None, prior, 1.0, (0, 1), 1, 0, select=True)

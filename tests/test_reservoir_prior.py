@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from neuralalchemy.config import ReservoirConfig
 from neuralalchemy.meta.reservoir_prior import (
     HYPER,
+    HYPER_NAMES,
     ReservoirPrior,
     candidate_config,
     candidates,
@@ -30,8 +31,7 @@ from neuralalchemy.meta.reservoir_prior import (
 def test_coordinates_round_trip(sr, gain, du, dv, bias):
     res = ReservoirConfig(spectral_radius=sr, input_scale=gain, du=du, dv=dv, bias=bias)
     back = from_unconstrained(to_unconstrained(res))
-    for name, value in zip(("spectral_radius", "input_scale", "du", "dv", "bias"),
-                           (sr, gain, du, dv, bias)):
+    for name, value in zip(HYPER_NAMES, (sr, gain, du, dv, bias)):
         assert back[name] == pytest.approx(value, rel=1e-9, abs=1e-12)
 
 
@@ -98,7 +98,7 @@ def test_svi_recovers_a_known_hyperparameter_hierarchy():
 
 def test_reservoir_prior_round_trips_through_extras():
     rng = np.random.default_rng(2)
-    prior = ReservoirPrior([n for n, _, _ in HYPER], rng.standard_normal((6, 5)),
+    prior = ReservoirPrior(list(HYPER_NAMES), rng.standard_normal((6, 5)),
                            rng.standard_normal((3, 6)), rng.standard_normal(5),
                            np.abs(rng.standard_normal(5)), np.abs(rng.standard_normal(5)),
                            rng.standard_normal(10), 4)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralalchemy.config import ConfigError
 from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior
@@ -60,6 +61,9 @@ def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
     ``select``: return-guided selection (:class:`_Selection`); otherwise the readout after ``k``
     episodes is the posterior mean."""
     torch.set_num_threads(1)
+    if select and not agent.cfg.exploration.thompson:
+        raise ConfigError("meta.adapt_select acts on posterior draws, which needs "
+                          "exploration.thompson: true; set it, or use --no-select")
     ctx = agent.context(task, seed=seed, num_envs=1, refit_every=10**7)
     blq = new_blq(ctx, prior, noise_var)
     returns, online, done = [], [], 0
@@ -132,10 +136,9 @@ def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[
     gamma = blq.tr.gamma
     err_g, err_y, sd_epistemic = [], [], []
     for ep in range(episodes):
-        f = blq.vec.reset(seed + ep)
+        q, sd = blq.q_stats(blq.vec.reset(seed + ep))
         means, sds, rewards, nexts = [], [], [], []
         while True:
-            q, sd = blq.q_stats(f)
             a = int(np.argmax(q[0]))
             f, r, term, trunc, info = blq.vec.step(np.array([a]))
             means.append(q[0, a])
@@ -145,7 +148,8 @@ def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[
                 tail = 0.0 if term[0] else float(blq.q_stats(info["final_features"])[0].max())
                 nexts.append(tail)
                 break
-            nexts.append(float(blq.q_stats(f)[0].max()))
+            q, sd = blq.q_stats(f)
+            nexts.append(float(q[0].max()))
         g = np.empty(len(rewards))
         acc = tail
         for t in range(len(rewards) - 1, -1, -1):

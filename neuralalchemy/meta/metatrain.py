@@ -49,6 +49,7 @@ from neuralalchemy.meta.hierarchy import (
     suff_stats,
 )
 from neuralalchemy.meta.reservoir_prior import (
+    HYPER_NAMES,
     ReservoirPrior,
     candidate_config,
     candidates,
@@ -123,9 +124,9 @@ def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
     targets = [regression_targets(e, gamma) for e in episodes]
     cand = candidates(res, m.reservoir_candidates, seed)
     evidence = np.zeros((len(tasks), len(cand)))
-    for g, u in enumerate(cand):
-        net = build_network(candidate_config(res, u), agent.encoder.n_channels,
-                            agent.encoder.binary)
+    nets = [build_network(candidate_config(res, u), agent.encoder.n_channels,
+                          agent.encoder.binary) for u in cand]
+    for g, net in enumerate(nets):
         feats = [episode_features(net, agent.encoder, res.steps_per_obs, agent.trace_decay, e,
                                   seed) for e in episodes]
         evidence[:, g] = evidence_table(feats, [e.actions for e in episodes], targets,
@@ -135,8 +136,7 @@ def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
     if prior.chosen == 0:
         return agent, prior
     chosen = candidate_config(res, cand[prior.chosen])
-    network = build_network(chosen, agent.encoder.n_channels, agent.encoder.binary)
-    return replace(agent, cfg=replace(cfg, reservoir=chosen), network=network), prior
+    return replace(agent, cfg=replace(cfg, reservoir=chosen), network=nets[prior.chosen]), prior
 
 
 def task_stats(fits: list[TaskFit]) -> SuffStats:
@@ -235,8 +235,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
 def _reservoir_summary(agent: Agent, rprior: ReservoirPrior | None) -> dict[str, Any]:
     """The reservoir the agent runs and, when fitted, what the hyperparameter prior found."""
     res = agent.cfg.reservoir
-    out: dict[str, Any] = {k: getattr(res, k) for k in ("spectral_radius", "input_scale", "du",
-                                                         "dv", "bias")}
+    out: dict[str, Any] = {k: getattr(res, k) for k in HYPER_NAMES}
     if rprior is not None:
         post = rprior.task_posteriors()
         out.update({"candidates": len(rprior.candidates), "chosen": rprior.chosen,

@@ -51,6 +51,8 @@ HYPER: tuple[tuple[str, str, float], ...] = (
     ("bias", "identity", 0.3),
 )
 """(name, coordinate, half-width of the candidate box in that coordinate)."""
+HYPER_NAMES = tuple(name for name, _, _ in HYPER)
+"""The hyperparameters the prior covers, in order."""
 
 _TO_U = {"log": math.log, "logit": lambda v: math.log(v / (1 - v)), "identity": float}
 _FROM_U = {"log": math.exp, "logit": lambda x: 1 / (1 + math.exp(-x)), "identity": float}
@@ -343,7 +345,7 @@ def fit_reservoir_prior(evidence: np.ndarray, cand: np.ndarray, center: np.ndarr
     with torch.no_grad():
         med = guide.median()
         m_scale = pyro.param("AutoNormal.scales.m").detach().numpy().copy()
-    prior = ReservoirPrior(names or [n for n, _, _ in HYPER], np.asarray(cand, dtype=np.float64),
+    prior = ReservoirPrior(names or list(HYPER_NAMES), np.asarray(cand, dtype=np.float64),
                            np.asarray(evidence, dtype=np.float64), med["m"].numpy().copy(),
                            m_scale, med["s"].numpy().copy(), elbo, 0)
     prior.chosen = int(np.argmax(prior.predictive()))
