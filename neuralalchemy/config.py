@@ -155,6 +155,10 @@ class TrainingConfig:
     entropy_coef: float = _f(0.0, "entropy bonus coefficient (ppo)", 0.0, 10.0)
     value_coef: float = _f(0.5, "value-loss coefficient (ppo)", 0.0, 100.0)
     max_grad_norm: float = _f(0.5, "gradient-norm clip; 0 disables (ppo)", 0.0, 1e6)
+    normalize_rewards: bool = _f(
+        False, "ppo: divide rewards by a running std of each environment's discounted return "
+        "(reward scaling, Engstrom et al. 2020; SB3 VecNormalize's norm_reward), so that the "
+        "critic fits values of unit scale whatever the reward's units")
     init_log_std: float = _f(
         -0.5, "initial log std of the Gaussian policy before tanh (ppo, Box actions)", -10.0, 5.0)
     optimizer: Literal["sgd", "momentum", "rmsprop", "adam"] = _f(

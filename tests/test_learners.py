@@ -373,6 +373,33 @@ def test_ppo_gaussian_policy_on_a_box_env():
     assert returns.shape == (2,) and (returns < 0).all()
 
 
+@pytest.mark.parametrize("units", [1.0, 1000.0])
+def test_ppo_reward_scaling_gives_unit_scale_returns(units):
+    """With normalize_rewards the discounted return of the scaled rewards has std ≈ 1 whatever
+    the reward's units; without it, rewards pass unchanged."""
+    ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
+                        "training.algorithm=ppo", "training.num_envs=4",
+                        "training.normalize_rewards=true", "training.gamma=0.9"],
+                       env="Pendulum-v1")
+    learner = make_learner(ctx)
+    rng = np.random.default_rng(0)
+    acc, scaled_returns = np.zeros(4), []
+    for t in range(3000):
+        r = units * (rng.normal(-5.0, 2.0, 4))
+        done = np.full(4, (t + 1) % 200 == 0)
+        out = learner._scale_rewards(r, done)
+        acc = 0.9 * acc + out
+        if t >= 1000:
+            scaled_returns.append(acc.copy())
+        acc = np.where(done, 0.0, acc)
+    std = np.concatenate(scaled_returns).std()
+    assert 0.8 < std < 1.25, std
+    plain = make_learner(make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
+                                       "training.algorithm=ppo"], env="Pendulum-v1"))
+    r = np.array([-3.0, -7.5])
+    assert np.array_equal(plain._scale_rewards(r, np.zeros(2, bool)), r)
+
+
 def test_ppo_learns_cartpole():
     """Seeded: PPO's greedy readout clears 150 (random play: ~22) within 6k env steps."""
     ctx = make_context([CARTPOLE_RANGES, "training.algorithm=ppo", "training.lr=0.001",

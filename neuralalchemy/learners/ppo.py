@@ -21,7 +21,9 @@ passes of ``minibatches`` Adam (or configured) steps on
     L = −E[min(ρ·Â, clip(ρ, 1 ± ε)·Â)] + c_v·E[(V − R)²]/2 − c_H·H + l1·‖θ‖₁ + l2·‖θ‖₂²
 
 with ``ρ = π_new / π_old``. ``feature_noise`` adds ``N(0, σ²)`` to ``z``
-in the updates.
+in the updates. With ``normalize_rewards`` the rewards the critic and GAE see are divided by
+the running standard deviation of each environment's discounted return ``G ← γ·G + r`` (reset at
+episode ends); reported episode returns stay in the environment's units.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class Ppo:
         self.features = self.vec.reset(tr.seed)
         self.mean, self.std = mean_std(self.vec.stats)
         self.frozen_norm = False
+        # reward scaling: discounted return per env and running (count, mean, M2) of it
+        self.ret_acc = np.zeros(tr.num_envs)
+        self.ret_stats = np.array([0.0, 0.0, 0.0])
         self.iteration = 0
         self.env_steps = 0
         self.last_stats: dict[str, float] = {}
@@ -154,12 +159,30 @@ class Ppo:
             feats.append(self.features)
             actions.append(sample.numpy())
             self.features, r, term, trunc, info = self.vec.step(self._env_action(sample))
-            rewards.append(r)
+            rewards.append(self._scale_rewards(r, term | trunc))
             terms.append(term)
             truncs.append(trunc)
             finals.append(info["final_features"])
         return Rollout(np.stack(feats), np.stack(actions), np.stack(rewards), np.stack(terms),
                        np.stack(truncs), np.stack(finals), self.features.copy())
+
+    def _scale_rewards(self, r: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """``r`` divided by the running std of the discounted return (identity when off)."""
+        tr = self.ctx.cfg.training
+        if not tr.normalize_rewards:
+            return r
+        self.ret_acc = self.ret_acc * tr.gamma + r
+        # Chan et al.'s parallel update of (count, mean, M2) with this step's returns
+        n, mean, m2 = self.ret_stats
+        k, bmean = len(r), float(self.ret_acc.mean())
+        bm2 = float(((self.ret_acc - bmean) ** 2).sum())
+        tot = n + k
+        delta = bmean - mean
+        self.ret_stats = np.array([tot, mean + delta * k / tot,
+                                   m2 + bm2 + delta ** 2 * n * k / tot])
+        self.ret_acc = np.where(done, 0.0, self.ret_acc)
+        var = self.ret_stats[2] / self.ret_stats[0]
+        return r / np.sqrt(var + 1e-8)
 
     def _advantages(self, roll: Rollout) -> tuple[torch.Tensor, ...]:
         """Normalised features, actions, old log-probs, advantages and returns, flattened."""
@@ -254,7 +277,9 @@ class Ppo:
         return {"params": {k: getattr(self, k).detach().clone() for k in _PARAMS},
                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state(),
                 "features": self.features.copy(), "mean": self.mean.copy(),
-                "std": self.std.copy(), "iteration": self.iteration, "env_steps": self.env_steps,
+                "std": self.std.copy(), "ret_acc": self.ret_acc.copy(),
+                "ret_stats": self.ret_stats.copy(),
+                "iteration": self.iteration, "env_steps": self.env_steps,
                 "last_stats": dict(self.last_stats), "vec": self.vec.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -264,6 +289,8 @@ class Ppo:
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
         self.features, self.mean, self.std = state["features"], state["mean"], state["std"]
+        if "ret_acc" in state:  # states written before reward scaling existed lack it
+            self.ret_acc, self.ret_stats = state["ret_acc"], state["ret_stats"]
         self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
         self.last_stats = dict(state["last_stats"])
         self.vec.load_state_dict(state["vec"])
