@@ -262,6 +262,10 @@ class MetaConfig:
         10_000, "environment steps on each task of the continual sequence", 100, 10**9)
     posterior_prior: bool = _f(
         True, "continual: the posterior after each task is the prior of the next (VCL)")
+    prior_strength: float = _f(
+        1.0, "continual with posterior_prior: the weight of the earlier tasks' evidence in the "
+        "next task's prior, N(μ, P₀ + β·(P − P₀)); 1 is exact posterior-as-prior, smaller "
+        "widens it (Bayesian forgetting), 0 keeps only the mean", 0.0, 1.0)
     replay: bool = _f(
         False, "continual: keep a replay buffer of earlier tasks' transitions in the refits")
     replay_per_task: int = _f(

@@ -358,3 +358,26 @@ def test_return_guided_selection_needs_thompson_sampling():
     prior = GaussianPrior(np.zeros((2, n)), np.ones((2, n)), np.zeros(n - 1), np.ones(n - 1))
     with pytest.raises(ConfigError, match="exploration.thompson"):
         adapt_blq(agent, None, prior, 1.0, (0, 1), 1, 0, select=True)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.25, 1.0])
+def test_carried_prior_weighs_the_old_evidence(beta):
+    """The next task's prior keeps the posterior mean and β times the evidence beyond the start
+    prior: for Bayesian linear regression, the posterior of data tempered by β."""
+    from neuralalchemy.meta.continual import carry
+
+    rng = np.random.default_rng(3)
+    a, d = 2, 4
+    p0 = np.full((a, d), 2.0)
+    x = rng.normal(size=(50, a * d))
+    data = x.T @ x / 0.5
+    start = GaussianPrior(np.zeros((a, d)), p0, np.zeros(d - 1), np.ones(d - 1))
+    post = GaussianPrior(rng.normal(size=(a, d)), np.diag(p0.ravel()) + data,
+                         np.zeros(d - 1), np.ones(d - 1))
+    nxt = carry(post, start, beta)
+    assert np.array_equal(nxt.mean, post.mean)
+    np.testing.assert_allclose(nxt.joint_precision(), np.diag(p0.ravel()) + beta * data,
+                               atol=1e-9)
+    np.linalg.cholesky(nxt.joint_precision())  # still a precision
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        carry(post, start, 1.5)

@@ -6,7 +6,11 @@ tasks, two switchable mechanisms carry what was learned:
 * **posterior as prior** (variational continual learning, Nguyen et al. 2018; exact here, since
   the readout posterior is Gaussian): the posterior ``N(μ, P⁻¹)`` after task ``i`` is the prior of
   task ``i + 1``, so the new task's data move the readout only where the old tasks left it
-  uncertain;
+  uncertain. ``strength`` β ∈ [0, 1] weighs the old tasks' evidence: the next prior is
+  ``N(μ, P₀ + β·(P − P₀))`` with ``P₀`` the starting prior's precision (β = 1: exact VCL;
+  β < 1: Bayesian forgetting in the sense of Kulhavý & Zarrop 1993, since fitted-Q targets move
+  with the policy and an exact posterior over stale targets pins the next task; β = 0: the mean
+  is carried under the broad prior, i.e. fine-tuning);
 * **replay**: ``meta.replay_per_task`` transitions of every finished task stay in each later
   refit.
 
@@ -73,12 +77,27 @@ def performance(family: str, returns: np.ndarray) -> float:
     return float(np.clip((np.mean(returns) - lo) / (hi - lo), 0.0, 1.0))
 
 
+def carry(post: GaussianPrior, start: GaussianPrior, strength: float) -> GaussianPrior:
+    """The next task's prior: ``post``'s mean, and ``start``'s precision plus ``strength`` times
+    the evidence ``post`` gathered beyond it (see the module docstring)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"prior strength {strength} is outside [0, 1]: use 1 for exact "
+                         "posterior-as-prior, a smaller value to widen it")
+    p0 = start.joint_precision()
+    precision = p0 + strength * (post.joint_precision() - p0)
+    return GaussianPrior(post.mean, precision, post.feat_mean, post.feat_std)
+
+
 def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start: GaussianPrior,
                  noise_var: float | None, method: str, steps: int, eval_episodes: int,
                  seed: int, curve_points: int = 4, replay_per_task: int = 2000,
-                 on_task: Callable[[int], None] | None = None) -> SequenceRun:
-    """Learn ``tasks`` in order with ``method`` (a key of :data:`METHODS`)."""
+                 on_task: Callable[[int], None] | None = None,
+                 strength: float = 1.0) -> SequenceRun:
+    """Learn ``tasks`` in order with ``method`` (a key of :data:`METHODS`); ``strength``
+    weighs the carried posterior (see :func:`carry`)."""
     posterior_prior, replay = METHODS[method]
+    if posterior_prior:
+        carry(start, start, strength)  # the range check, before any training
     n = len(tasks)
     run = SequenceRun(method, np.zeros((n, n)))
     prior, kept = start, None
@@ -103,8 +122,7 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
                 run.perf[i, j] = ret
             post = blq.posterior()
             run.final_readout = post.mean
-            prior = post if posterior_prior else GaussianPrior(
-                post.mean, start.precision, start.feat_mean, start.feat_std)
+            prior = carry(post, start, strength if posterior_prior else 0.0)
             if replay:
                 kept = merge(kept, subsample(blq.replay, replay_per_task, rng))
         finally:

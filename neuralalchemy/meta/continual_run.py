@@ -49,7 +49,8 @@ def continual(cfg: Config, method: str = "config", progress: bool = True,
         job = bar.add_task(method, total=2 * len(tasks))
         run = run_sequence(agent, family.name, tasks, prior, tr.noise_var, method,
                            m.continual_steps, m.eval_episodes, tr.seed, 4, m.replay_per_task,
-                           on_task=lambda i: bar.update(job, completed=i + 1))
+                           on_task=lambda i: bar.update(job, completed=i + 1),
+                           strength=m.prior_strength)
         bar.update(job, description="scratch reference")
         ref = scratch_curves(agent, family.name, tasks, prior, tr.noise_var, m.continual_steps,
                              m.eval_episodes, tr.seed)
