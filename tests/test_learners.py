@@ -426,6 +426,18 @@ CONFIGS = {
 }
 
 
+def test_sparse_cartpole_config_discounts_so_that_surviving_is_optimal():
+    """SparseCartPole pays t at the episode's end: discounted from the start that is t·γ^t, which
+    peaks at t = −1/ln γ. Below the episode limit the discounted optimum is to fall early."""
+    from neuralalchemy.tasks import CARTPOLE_STEPS
+
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "configs" /
+                          "sparse_cartpole.yaml"), environ={})
+    t = np.arange(1, CARTPOLE_STEPS + 1)
+    assert np.argmax(t * cfg.training.gamma ** t) + 1 == CARTPOLE_STEPS
+    assert np.argmax(t * 0.99 ** t) + 1 < CARTPOLE_STEPS  # the old setting's trap
+
+
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_shipped_configs_are_valid(name):
     cfg = load_config(ROOT / "configs" / f"{name}.yaml", environ={})
