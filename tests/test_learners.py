@@ -394,6 +394,8 @@ def test_ppo_reward_scaling_gives_unit_scale_returns(units):
         acc = np.where(done, 0.0, acc)
     std = np.concatenate(scaled_returns).std()
     assert 0.8 < std < 1.25, std
+    first = make_learner(ctx)  # identical first rewards: no spread yet, so the clip bounds them
+    assert np.array_equal(first._scale_rewards(np.ones(4), np.zeros(4, bool)), np.full(4, 10.0))
     plain = make_learner(make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
                                        "training.algorithm=ppo"], env="Pendulum-v1"))
     r = np.array([-3.0, -7.5])
