@@ -74,9 +74,9 @@ def main() -> None:
                f"{args.steps:,} env steps of Bayesian linear Q each, performance = return / 500 "
                f"over {args.eval_episodes} greedy episodes. posterior-prior β: the next task's "
                "prior keeps the posterior mean and β times the evidence gathered so far "
-               "(meta.prior_strength; β = 1 is exact posterior-as-prior). Goal: forgetting ≤ 0.02 with "
-               "positive forward transfer (Continual World: EWC 0.02 / −0.18; fine-tuning "
-               "forgetting 0.73).")
+               "(meta.prior_strength; β = 1 is exact posterior-as-prior). Goal: forgetting "
+               "≤ 0.02 with positive forward transfer (Continual World: EWC 0.02 / −0.18; "
+               "fine-tuning forgetting 0.73).")
     if not args.no_write and not args.quick:
         write_section("continual", "Continual learning without forgetting", caption + "\n\n" + text)
 
