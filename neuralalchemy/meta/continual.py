@@ -77,12 +77,16 @@ def performance(family: str, returns: np.ndarray) -> float:
     return float(np.clip((np.mean(returns) - lo) / (hi - lo), 0.0, 1.0))
 
 
-def carry(post: GaussianPrior, start: GaussianPrior, strength: float) -> GaussianPrior:
-    """The next task's prior: ``post``'s mean, and ``start``'s precision plus ``strength`` times
-    the evidence ``post`` gathered beyond it (see the module docstring)."""
+def _check_strength(strength: float) -> None:
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"prior strength {strength} is outside [0, 1]: use 1 for exact "
                          "posterior-as-prior, a smaller value to widen it")
+
+
+def carry(post: GaussianPrior, start: GaussianPrior, strength: float) -> GaussianPrior:
+    """The next task's prior: ``post``'s mean, and ``start``'s precision plus ``strength`` times
+    the evidence ``post`` gathered beyond it (see the module docstring)."""
+    _check_strength(strength)
     p0 = start.joint_precision()
     precision = p0 + strength * (post.joint_precision() - p0)
     return GaussianPrior(post.mean, precision, post.feat_mean, post.feat_std)
@@ -96,8 +100,7 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
     """Learn ``tasks`` in order with ``method`` (a key of :data:`METHODS`); ``strength``
     weighs the carried posterior (see :func:`carry`)."""
     posterior_prior, replay = METHODS[method]
-    if posterior_prior:
-        carry(start, start, strength)  # the range check, before any training
+    _check_strength(strength)  # before any training
     n = len(tasks)
     run = SequenceRun(method, np.zeros((n, n)))
     prior, kept = start, None
