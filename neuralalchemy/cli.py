@@ -64,9 +64,11 @@ def cli() -> None:
 # ---------------------------------------------------------------- train
 @cli.command()
 @click.option("--env", "env_id", default=None,
-              help="Gymnasium environment id (default CartPole-v1).")
+              help="Gymnasium environment id (default CartPole-v1); without --config, an env "
+                   "with a shipped config (Acrobot-v1, MountainCar-v0, Pendulum-v1, "
+                   "MaskedCartPole-v1, MaskedPendulum-v1, SparseCartPole-v1) uses it.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML or INI config file.")
+              help="YAML or INI config file, or the name of a shipped config (mountaincar).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value (repeatable).")
 @click.option("--out", default=None, help="Output folder (default: experiments).")
@@ -123,6 +125,8 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
                        ("plasticity.rule", plasticity), ("task.name", task_name)):
         if value is not None:
             pre.append(f"{key}={value}")
+    if config_path is None and init_run is None and task_name is None:
+        config_path = _shipped_for(env_id)
     cfg = load_config(config_path, overrides=pre + extra)
     with discard_failed_runs(Path(cfg.out) / "runs"):
         if cfg.task.name != "none":
@@ -135,6 +139,17 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
             return
         result = train_api(cfg, steps=steps, progress=show, state_every=state_every or 0)
     _print_summary(result.run_dir, result.summary)
+
+
+def _shipped_for(env_id: str | None) -> str | None:
+    """``--env ID`` without ``--config``: the shipped config for ID, announced, if there is one."""
+    from neuralalchemy.config import SHIPPED_FOR_ENV
+
+    name = SHIPPED_FOR_ENV.get(env_id or "")
+    if name is None:
+        return None
+    click.echo(f"config: shipped {name}.yaml for {env_id} (--config PATH to use another)")
+    return name
 
 
 @contextlib.contextmanager

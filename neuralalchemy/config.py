@@ -548,11 +548,42 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+# The shipped config ``alchemy train --env ID`` uses when no ``--config`` is given (CartPole-v1's,
+# cartpole.yaml, is the built-in defaults).
+SHIPPED_FOR_ENV = {
+    "Acrobot-v1": "acrobot", "MountainCar-v0": "mountaincar",
+    "Pendulum-v1": "pendulum", "MaskedCartPole-v1": "masked_cartpole",
+    "MaskedPendulum-v1": "masked_pendulum", "SparseCartPole-v1": "sparse_cartpole",
+}
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with the package (the repository's ``configs/``), by name."""
+    from importlib import resources
+
+    root = Path(str(resources.files("neuralalchemy.configs")))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def shipped_config(name: str) -> Path | None:
+    """The shipped config called ``name`` (``mountaincar`` or ``mountaincar.yaml``), if any."""
+    if "/" in name or "\\" in name:
+        return None
+    return shipped_configs().get(name[:-5] if name.endswith(".yaml") else name)
+
+
 def read_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (``.yaml``/``.yml``) or INI (``.ini``/``.cfg``) file into a nested dict."""
+    """Read a YAML (``.yaml``/``.yml``) or INI (``.ini``/``.cfg``) file into a nested dict.
+
+    A ``path`` that is not a file but names a shipped config (``mountaincar``) reads that one."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} not found; pass an existing --config path")
+        shipped = shipped_config(str(path))
+        if shipped is None:
+            names = ", ".join(shipped_configs())
+            raise ConfigError(f"config file {str(p)!r} not found; pass an existing --config "
+                              f"path or a shipped config name ({names})")
+        p = shipped
     text = p.read_text(encoding="utf-8", errors="replace")
     if p.suffix.lower() in (".ini", ".cfg"):
         return _read_ini(text, p.name)

@@ -15,6 +15,7 @@ import torch
 from netcases import CARTPOLE_RANGES
 
 from neuralalchemy.agent_io import make_encoder, window
+from neuralalchemy.checkpoint import load_checkpoint
 from neuralalchemy.config import ConfigError, load_config
 from neuralalchemy.engine import Reservoir
 from neuralalchemy.envs import EnvError, env_info, make_env
@@ -447,15 +448,33 @@ def test_shipped_configs_are_valid(name):
     assert cfg.training.algorithm in ("ppo", "blq")
 
 
+def test_every_issue_env_has_its_shipped_config():
+    """``alchemy train --env ID`` picks these; each is packaged and names its own env."""
+    from neuralalchemy.config import SHIPPED_FOR_ENV, shipped_configs
+
+    assert set(SHIPPED_FOR_ENV) == set(CONFIGS.values()) - {"CartPole-v1"}
+    shipped = shipped_configs()
+    for env_id, name in SHIPPED_FOR_ENV.items():
+        assert shipped[name].read_bytes() == (ROOT / "configs" / f"{name}.yaml").read_bytes()
+        assert load_config(name, environ={}).env == env_id
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_alchemy_train_runs_every_shipped_config(name, tmp_path):
+    """``--env ID`` alone runs ID's shipped config; the CartPole variants are named by --config."""
+    from neuralalchemy.config import SHIPPED_FOR_ENV
+
     alchemy = str(Path(sys.executable).parent / "alchemy")
-    args = [alchemy, "train", "--env", CONFIGS[name], "--config", str(ROOT / "configs" /
-            f"{name}.yaml"), "--steps", "600", "--no-progress", "--out", str(tmp_path),
-            "--set", "reservoir.size=32", "--set", "training.eval_episodes=2",
-            "--set", "encoder.calibration_episodes=2"]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    by_env = SHIPPED_FOR_ENV.get(CONFIGS[name]) == name
+    pick = [] if by_env else ["--config", name]
+    args = [alchemy, "train", "--env", CONFIGS[name], *pick, "--steps", "600", "--no-progress",
+            "--out", str(tmp_path), "--set", "reservoir.size=32",
+            "--set", "training.eval_episodes=2", "--set", "encoder.calibration_episodes=2"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert (f"shipped {name}.yaml" in proc.stdout) == by_env, proc.stdout
     run = next((tmp_path / "runs").iterdir())
     assert (run / "summary.json").is_file() and (run / "checkpoint.npz").is_file()
+    ran = load_checkpoint(run).config.training
+    assert ran.algorithm == load_config(name, environ={}).training.algorithm

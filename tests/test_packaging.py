@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # top-level source folder -> package it installs as
 MAPPING = {"neuralalchemy": "neuralalchemy", "compile": "neuralalchemy/compile",
-           "sim": "neuralalchemy/sim", "hardware": "neuralalchemy/hardware"}
+           "sim": "neuralalchemy/sim", "hardware": "neuralalchemy/hardware",
+           "configs": "neuralalchemy/configs"}
 
 
 def _source_packages() -> set[str]:
@@ -48,9 +49,11 @@ def test_wheel_has_modules_and_entry_point(wheel):
                    "neuralalchemy/sim/lava_backend.py", "neuralalchemy/hardware/profiles.py",
                    "neuralalchemy/py.typed"):
         assert module in names
+    shipped = {Path(n).name for n in names if n.startswith("neuralalchemy/configs/")}
+    assert {p.name for p in (ROOT / "configs").glob("*.yaml")} <= shipped
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "alchemy = neuralalchemy.cli:main" in zf.read(entry).decode()
-    assert not any(n.startswith(("compile/", "sim/", "hardware/")) for n in names)
+    assert not any(n.startswith(("compile/", "sim/", "hardware/", "configs/")) for n in names)
 
 
 def test_installed_layout_imports():
