@@ -166,6 +166,48 @@ def test_blq_posterior_under_an_informative_prior_is_the_closed_form():
     blq.vec.close()
 
 
+def test_own_posterior_counts_no_transition_twice():
+    """With kept transitions of earlier tasks in the refits, the posterior passed on holds the
+    prior and the task's own transitions less its coreset, nothing else; its mean solves that
+    regression under the current targets."""
+    from neuralalchemy.learners.blq import Replay, subsample
+
+    ctx = _ctx(noise_var=2.0)
+    rng = np.random.default_rng(1)
+    dim = ctx.n_features + 1
+    prec = rng.uniform(0.5, 3.0, (2, dim))
+    prior = GaussianPrior(rng.standard_normal((2, dim)), prec, np.full(ctx.n_features, 0.5),
+                          np.full(ctx.n_features, 0.7))
+    blq = Blq(ctx, prior)
+    blq.step()
+    old = subsample(blq.replay, 30, rng)   # stands in for an earlier task's coreset
+    blq.keep_transitions(old)
+    blq.replay = Replay(blq.replay.f.shape[0], ctx.n_features)
+    blq.step()                             # refits on own + kept transitions
+    n = blq.replay.size
+    drop = np.array([0, 3, n - 1])
+    own = blq.own_posterior(drop=drop)
+    use = np.setdiff1d(np.arange(n), drop)
+    x = blq._x(blq.replay.f[use].astype(np.float64))
+    acts = blq.replay.a[use]
+    want = np.diag(prec.ravel())
+    for a in range(2):
+        xa = x[acts == a]
+        want[a * dim:(a + 1) * dim, a * dim:(a + 1) * dim] += xa.T @ xa / 2.0
+    np.testing.assert_allclose(own.precision, want, rtol=1e-9, atol=1e-9)
+    full = blq.posterior().joint_precision()
+    assert np.trace(full) > np.trace(own.precision)  # the kept ones were in the refit
+    # the mean solves the own-data regression under the current targets
+    xn = blq._x(blq.replay.f_next[use].astype(np.float64))
+    y = blq.replay.r[use] + blq.tr.gamma * (~blq.replay.term[use]) * \
+        (xn @ blq.mu.T).max(axis=1)
+    rhs = np.diag(prec.ravel()) @ prior.mean.ravel()
+    for a in range(2):
+        rhs[a * dim:(a + 1) * dim] += x[acts == a].T @ y[acts == a] / 2.0
+    np.testing.assert_allclose(own.precision @ own.mean.ravel(), rhs, rtol=1e-7, atol=1e-7)
+    blq.vec.close()
+
+
 def test_blq_refuses_a_prior_of_another_shape():
     ctx = _ctx()
     bad = GaussianPrior(np.zeros((2, 7)), np.ones((2, 7)), np.zeros(6), np.ones(6))

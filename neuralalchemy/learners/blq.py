@@ -129,9 +129,17 @@ class GaussianPrior:
                              "the same reservoir and environment family")
 
 
-def subsample(replay: Replay, n: int, rng: np.random.Generator) -> Replay:
-    """At most ``n`` transitions of ``replay`` drawn without replacement (a new buffer)."""
-    idx = rng.choice(replay.size, size=min(n, replay.size), replace=False)
+def subsample_index(replay: Replay, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most ``n`` transitions of ``replay``, drawn without replacement."""
+    return rng.choice(replay.size, size=min(n, replay.size), replace=False)
+
+
+def subsample(replay: Replay, n: int, rng: np.random.Generator,
+              idx: np.ndarray | None = None) -> Replay:
+    """At most ``n`` transitions of ``replay`` drawn without replacement (a new buffer); ``idx``
+    gives them (from :func:`subsample_index`) instead of a fresh draw."""
+    if idx is None:
+        idx = subsample_index(replay, n, rng)
     out = Replay(max(len(idx), 1), replay.f.shape[1])
     out.add(replay.f[idx], replay.a[idx], replay.r[idx], replay.f_next[idx], replay.term[idx])
     return out
@@ -319,6 +327,29 @@ class Blq:
         """The current posterior ``N(μ_a, P_a⁻¹)`` (a prior for the next task)."""
         precision = self.chol @ self.chol.T
         return GaussianPrior(self.mu.copy(), precision, self.mean.copy(), self.std.copy())
+
+    def own_posterior(self, drop: np.ndarray | None = None) -> GaussianPrior:
+        """The posterior from the prior and this task's own transitions only: kept transitions
+        of earlier tasks and the own ones at indices ``drop`` left out, fitted-Q targets under
+        the current mean. Passed on as the next task's prior while those transitions are
+        replayed there, it counts no transition twice (VCL with a coreset, Nguyen et al. 2018)."""
+        n = self.replay.size
+        use = np.ones(n, dtype=bool)
+        if drop is not None:
+            use[drop] = False
+        rp = self.replay
+        x = self._x(rp.f[:n][use].astype(np.float64))
+        x_next = self._x(rp.f_next[:n][use].astype(np.float64))
+        acts, keep = rp.a[:n][use], (~rp.term[:n][use]).astype(np.float64)
+        y = rp.r[:n][use] + self.tr.gamma * keep * (x_next @ self.mu.T).max(axis=1)
+        dim, s2 = x.shape[1], self.noise_var
+        precision, rhs = self.prior_precision.copy(), self.prior_shift.copy()
+        for a in range(self.n_actions):
+            xa, block = x[acts == a], slice(a * dim, (a + 1) * dim)
+            precision[block, block] += xa.T @ xa / s2
+            rhs[block] += xa.T @ y[acts == a] / s2
+        mu = _chol_solve(np.linalg.cholesky(precision), rhs).reshape(self.mu.shape)
+        return GaussianPrior(mu, precision, self.mean.copy(), self.std.copy())
 
     def q_stats(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and std of every action's value for raw features ``f`` (B, N):

@@ -14,6 +14,10 @@ tasks, two switchable mechanisms carry what was learned:
 * **replay**: ``meta.replay_per_task`` transitions of every finished task stay in each later
   refit.
 
+With both, the replayed transitions are a coreset in the sense of VCL: the posterior passed on
+is the one from the task's own transitions less its coreset, so each transition counts once
+(in the carried prior or in the replayed refits, never in both).
+
 With neither, the learner starts from the last readout under a broad prior (naive fine-tuning).
 
 Metrics follow Continual World (Wołczyk et al. 2021) on performance ``p ∈ [0, 1]`` (the return
@@ -34,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralalchemy.learners.blq import GaussianPrior, merge, subsample
+from neuralalchemy.learners.blq import GaussianPrior, merge, subsample, subsample_index
 from neuralalchemy.meta.core import Agent, new_blq
 from neuralalchemy.train import evaluate_readout
 
@@ -125,9 +129,12 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
                 run.perf[i, j] = ret
             post = blq.posterior()
             run.final_readout = post.mean
+            coreset = subsample_index(blq.replay, replay_per_task, rng) if replay else None
+            if posterior_prior and replay:
+                post = blq.own_posterior(drop=coreset)
             prior = carry(post, start, strength if posterior_prior else 0.0)
             if replay:
-                kept = merge(kept, subsample(blq.replay, replay_per_task, rng))
+                kept = merge(kept, subsample(blq.replay, replay_per_task, rng, idx=coreset))
         finally:
             blq.vec.close()
         if on_task is not None:
