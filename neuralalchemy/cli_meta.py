@@ -134,8 +134,20 @@ def adapt(source: str | None, task: str | None, split: str, episodes: int | None
         ("calibration", f"{c['coverage_one_step']:.1%} of {c['steps']} one-step fitted-Q "
                         f"targets and {c['coverage']:.1%} of the discounted returns inside the "
                         f"{c['level']:.0%} predictive interval"),
+        *_reservoir_posterior_rows(s["reservoir_posterior"]),
         ("plot", str(run_dir / "adaptation.png")),
     ])
+
+
+def _reservoir_posterior_rows(rp: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Whether the new task agrees with the family's reservoir (none without a reservoir prior)."""
+    if rp is None:
+        return []
+    values = ", ".join(f"{k} {v:.3g}" for k, v in rp["mode_values"].items())
+    return [("reservoir posterior", f"candidate {rp['chosen']} (the agent's): "
+                                    f"{rp['p_chosen']:.2f} (prior {rp['prior_p_chosen']:.2f}); "
+                                    f"mode candidate {rp['mode']} at {rp['p_mode']:.2f} "
+                                    f"({values}); {rp['episodes']} random-policy episodes")]
 
 
 @click.command()

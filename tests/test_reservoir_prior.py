@@ -137,3 +137,22 @@ def test_meta_train_runs_the_family_reservoir_at_the_prior_mode(tmp_path):
     assert summary["chosen"] == stored.chosen and len(summary["task_choices"]) == 3
     # tasks whose evidence differs across candidates: the scores are not all alike
     assert np.ptp(stored.evidence, axis=1).min() > 1.0
+    # adaptation scores candidates on the agent's (chosen) reservoir: the same networks, so the
+    # training tasks' episodes give back the stored evidence exactly
+    from neuralalchemy.meta.adapt import adapt
+    from neuralalchemy.meta.core import agent_from_checkpoint
+    from neuralalchemy.meta.metatrain import score_candidates
+
+    agent = agent_from_checkpoint(ckpt)
+    prior = MetaPrior.from_checkpoint(ckpt)
+    tasks = prior.info["train_tasks"]
+    seed = cfg.training.seed
+    again, _ = score_candidates(agent, stored.candidates, tasks, 6,
+                                [seed + 104_729 * (i + 1) for i in range(3)], seed)
+    np.testing.assert_allclose(again, stored.evidence, rtol=1e-9)
+    _, s = adapt(agent, prior, tasks[0], 1, 2, 0, tmp_path)
+    rp = s["reservoir_posterior"]
+    assert len(rp["posterior"]) == 6 and math.isclose(sum(rp["posterior"]), 1.0, abs_tol=1e-5)
+    assert rp["chosen"] == stored.chosen
+    assert rp["p_chosen"] == pytest.approx(rp["posterior"][stored.chosen], abs=1e-6)
+    assert rp["p_mode"] == max(rp["posterior"]) == pytest.approx(rp["posterior"][rp["mode"]])

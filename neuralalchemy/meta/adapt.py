@@ -7,6 +7,12 @@ the agent explores by Thompson sampling, acting greedily on one posterior draw p
 ``meta.adapt_select`` (the default) the readout acted on (posterior means and posterior draws, in
 turn) with the highest mean episode return; otherwise the posterior mean.
 
+When meta-training fitted a prior over reservoir hyperparameters, the new task's own posterior
+over the candidate reservoirs (``∝ π_g · exp E_g``, :func:`reservoir_posterior`) is reported:
+whether the task agrees with the reservoir the family runs. It is scored as the training tasks
+were, on ``meta.hyper_episodes`` random-policy episodes of the new task; the agent keeps its
+reservoir (one network on one chip for the whole family).
+
 Uncertainty is exposed per action: ``E[Q(s, a)]`` and its posterior std, and checked for
 calibration on fresh greedy episodes (:func:`calibration`): the fraction of one-step fitted-Q
 targets, and of discounted returns ``G_t``, inside the central ``level`` interval of the
@@ -29,6 +35,7 @@ from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior
 from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, save_agent
+from neuralalchemy.meta.reservoir_prior import ReservoirPrior
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 from neuralalchemy.train import evaluate_readout
 
@@ -170,6 +177,22 @@ def calibration(blq: Blq, episodes: int, seed: int, level: float = 0.9) -> dict[
             "noise_sd": float(np.sqrt(blq.noise_var))}
 
 
+def reservoir_posterior(agent: Agent, rprior: ReservoirPrior, task: dict[str, float] | None,
+                        seed: int) -> dict[str, Any]:
+    """The new task's posterior over the candidate reservoirs, and where it puts its mode."""
+    from neuralalchemy.meta.metatrain import score_candidates
+    from neuralalchemy.meta.reservoir_prior import task_posterior
+
+    n = agent.cfg.meta.hyper_episodes
+    evidence, _ = score_candidates(agent, rprior.candidates, [task], n, [seed + 7_919], seed)
+    post = task_posterior(rprior, evidence[0])
+    mode = int(np.argmax(post))
+    return {"episodes": n, "posterior": [round(float(p), 6) for p in post],
+            "chosen": rprior.chosen, "p_chosen": float(post[rprior.chosen]),
+            "prior_p_chosen": float(rprior.predictive()[rprior.chosen]),
+            "mode": mode, "p_mode": float(post[mode]), "mode_values": rprior.values(mode)}
+
+
 def adapt(agent: Agent, prior: MetaPrior, task: dict[str, float] | None, episodes: int,
           eval_episodes: int, seed: int, out: Path) -> tuple[Path, dict[str, Any]]:
     """``alchemy adapt``: adapt, check calibration, save a deployable checkpoint and a plot."""
@@ -193,7 +216,10 @@ def adapt(agent: Agent, prior: MetaPrior, task: dict[str, float] | None, episode
         *({"kind": "episode", "episode": i + 1, "return": float(r)}
           for i, r in enumerate(run.online))])
     _plot(run, run_dir / "adaptation.png", ctx.info.env_id, ctx.info.reward_threshold)
+    rpost = None if prior.reservoir is None else reservoir_posterior(agent, prior.reservoir,
+                                                                     task, seed)
     summary = {"env": ctx.info.env_id, "task": task, **run.summary(), "calibration": calib,
+               "reservoir_posterior": rpost,
                "env_steps": int(run.learner.env_steps),
                "wall_s": round(time.perf_counter() - start, 2), "checkpoint": "checkpoint.npz"}
     atomic_write_json(run_dir / "summary.json", summary)

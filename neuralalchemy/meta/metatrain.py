@@ -117,12 +117,29 @@ def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
     from dataclasses import replace
 
     cfg = agent.cfg
-    res, gamma = cfg.reservoir, cfg.training.gamma
-    n_actions = agent.context(None).info.n_actions
-    episodes = [random_episodes(format_env_spec(agent.family_id, task), m.hyper_episodes,
-                                seed + 104_729 * (i + 1)) for i, task in enumerate(tasks)]
-    targets = [regression_targets(e, gamma) for e in episodes]
+    res = cfg.reservoir
     cand = candidates(res, m.reservoir_candidates, seed)
+    evidence, nets = score_candidates(agent, cand, tasks, m.hyper_episodes,
+                                      [seed + 104_729 * (i + 1) for i in range(len(tasks))],
+                                      seed)
+    prior = fit_reservoir_prior(evidence, cand, to_unconstrained(res), half_widths(),
+                                m.svi_steps, m.svi_lr, seed)
+    if prior.chosen == 0:
+        return agent, prior
+    chosen = candidate_config(res, cand[prior.chosen])
+    return replace(agent, cfg=replace(cfg, reservoir=chosen), network=nets[prior.chosen]), prior
+
+
+def score_candidates(agent: Agent, cand: np.ndarray, tasks: list[dict[str, float] | None],
+                     n_episodes: int, episode_seeds: list[int],
+                     seed: int) -> tuple[np.ndarray, list[Any]]:
+    """Log evidence (T, G) of each task's random-policy episodes under each candidate reservoir
+    (``agent``'s reservoir with the candidate's hyperparameters), and the G networks."""
+    res, gamma = agent.cfg.reservoir, agent.cfg.training.gamma
+    n_actions = agent.context(None).info.n_actions
+    episodes = [random_episodes(format_env_spec(agent.family_id, task), n_episodes, s)
+                for task, s in zip(tasks, episode_seeds)]
+    targets = [regression_targets(e, gamma) for e in episodes]
     evidence = np.zeros((len(tasks), len(cand)))
     nets = [build_network(candidate_config(res, u), agent.encoder.n_channels,
                           agent.encoder.binary) for u in cand]
@@ -131,12 +148,7 @@ def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
                                   seed) for e in episodes]
         evidence[:, g] = evidence_table(feats, [e.actions for e in episodes], targets,
                                         n_actions)
-    prior = fit_reservoir_prior(evidence, cand, to_unconstrained(res), half_widths(),
-                                m.svi_steps, m.svi_lr, seed)
-    if prior.chosen == 0:
-        return agent, prior
-    chosen = candidate_config(res, cand[prior.chosen])
-    return replace(agent, cfg=replace(cfg, reservoir=chosen), network=nets[prior.chosen]), prior
+    return evidence, nets
 
 
 def task_stats(fits: list[TaskFit]) -> SuffStats:
