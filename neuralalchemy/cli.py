@@ -64,9 +64,10 @@ def cli() -> None:
 # ---------------------------------------------------------------- train
 @cli.command()
 @click.option("--env", "env_id", default=None,
-              help="Gymnasium environment id (default CartPole-v1); without --config, an env "
-                   "with a shipped config (Acrobot-v1, MountainCar-v0, Pendulum-v1, "
-                   "MaskedCartPole-v1, MaskedPendulum-v1, SparseCartPole-v1) uses it.")
+              help="Gymnasium environment id (default CartPole-v1); without --config (and "
+                   "without --init or --task), an env with a shipped config (Acrobot-v1, "
+                   "MountainCar-v0, Pendulum-v1, MaskedCartPole-v1, MaskedPendulum-v1, "
+                   "SparseCartPole-v1) uses it.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML or INI config file, or the name of a shipped config (mountaincar).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -125,8 +126,8 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
                        ("plasticity.rule", plasticity), ("task.name", task_name)):
         if value is not None:
             pre.append(f"{key}={value}")
-    if config_path is None and init_run is None and task_name is None:
-        config_path = _shipped_for(env_id)
+    if config_path is None:
+        config_path = _shipped_for(load_config(None, overrides=pre + extra))
     cfg = load_config(config_path, overrides=pre + extra)
     with discard_failed_runs(Path(cfg.out) / "runs"):
         if cfg.task.name != "none":
@@ -141,14 +142,16 @@ def train(env_id: str | None, config_path: str | None, overrides: Sequence[str],
     _print_summary(result.run_dir, result.summary)
 
 
-def _shipped_for(env_id: str | None) -> str | None:
-    """``--env ID`` without ``--config``: the shipped config for ID, announced, if there is one."""
+def _shipped_for(cfg: Any) -> str | None:
+    """No ``--config``: the shipped config of the env (set by ``--env``, ``ALCHEMY_ENV`` or
+    ``--set env=``), announced, if it has one; not for transfer (``training.init``: the source's
+    network and encoder) or a supervised task (``task.name``)."""
     from neuralalchemy.config import SHIPPED_FOR_ENV
 
-    name = SHIPPED_FOR_ENV.get(env_id or "")
-    if name is None:
+    name = SHIPPED_FOR_ENV.get(cfg.env)
+    if name is None or cfg.training.init or cfg.task.name != "none":
         return None
-    click.echo(f"config: shipped {name}.yaml for {env_id} (--config PATH to use another)")
+    click.echo(f"config: shipped {name}.yaml for {cfg.env} (--config PATH to use another)")
     return name
 
 

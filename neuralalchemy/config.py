@@ -561,15 +561,20 @@ def shipped_configs() -> dict[str, Path]:
     """The configs shipped with the package (the repository's ``configs/``), by name."""
     from importlib import resources
 
-    root = Path(str(resources.files("neuralalchemy.configs")))
+    try:
+        root = Path(str(resources.files("neuralalchemy.configs")))
+    except ModuleNotFoundError:
+        raise ConfigError("the shipped configs are not installed (an install older than them): "
+                          "re-run pip install -e . in the repository") from None
     return {p.stem: p for p in sorted(root.glob("*.yaml"))}
 
 
 def shipped_config(name: str) -> Path | None:
-    """The shipped config called ``name`` (``mountaincar`` or ``mountaincar.yaml``), if any."""
-    if "/" in name or "\\" in name:
+    """The shipped config called ``name`` (a bare name such as ``mountaincar``), if any: a
+    path or a file name (``mountaincar.yaml``) never falls back to a shipped file."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
         return None
-    return shipped_configs().get(name[:-5] if name.endswith(".yaml") else name)
+    return shipped_configs().get(name)
 
 
 def read_file(path: str | Path) -> dict[str, Any]:

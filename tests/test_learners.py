@@ -459,6 +459,24 @@ def test_every_issue_env_has_its_shipped_config():
         assert load_config(name, environ={}).env == env_id
 
 
+def test_which_runs_take_the_shipped_config(capsys, tmp_path):
+    """The env decides (from --env, ALCHEMY_ENV or --set env=), announced on stdout; transfer
+    and supervised tasks keep the built-in defaults; only a bare name reads a shipped file."""
+    from neuralalchemy.cli import _shipped_for
+
+    def pick(overrides, environ=None):
+        return _shipped_for(load_config(None, overrides=overrides, environ=environ or {}))
+
+    assert pick(["env=MountainCar-v0"]) == "mountaincar"
+    assert "shipped mountaincar.yaml for MountainCar-v0" in capsys.readouterr().out
+    assert pick([], {"ALCHEMY_ENV": "Pendulum-v1"}) == "pendulum"
+    assert pick([]) is None and pick(["env=CartPoleTask-v1@length=0.3"]) is None
+    assert pick(["env=Acrobot-v1", f"training.init={tmp_path}"]) is None
+    assert pick(["env=Acrobot-v1", "task.name=narma10"]) is None
+    with pytest.raises(ConfigError, match="shipped config name"):
+        load_config("mountaincar.yaml", environ={})   # a file name is a path, never shipped
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_alchemy_train_runs_every_shipped_config(name, tmp_path):

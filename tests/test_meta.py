@@ -166,10 +166,23 @@ def test_blq_posterior_under_an_informative_prior_is_the_closed_form():
     blq.vec.close()
 
 
+def test_own_posterior_is_the_refits_posterior_when_nothing_is_left_out():
+    """Same features (noise included), targets and noise variance as the last refit."""
+    ctx = _ctx(feature_noise=0.1)   # noise_var None: estimated at each refit
+    blq = Blq(ctx)
+    with pytest.raises(ValueError, match="refit first"):
+        blq.own_posterior()
+    for _ in range(3):
+        blq.step()
+    own, post = blq.own_posterior(), blq.posterior()
+    np.testing.assert_allclose(own.precision, post.precision, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(own.mean, post.mean, rtol=1e-7, atol=1e-7)
+    blq.vec.close()
+
+
 def test_own_posterior_counts_no_transition_twice():
     """With kept transitions of earlier tasks in the refits, the posterior passed on holds the
-    prior and the task's own transitions less its coreset, nothing else; its mean solves that
-    regression under the current targets."""
+    prior and the task's own transitions less its coreset, nothing else."""
     from neuralalchemy.learners.blq import Replay, subsample
 
     ctx = _ctx(noise_var=2.0)
@@ -188,19 +201,16 @@ def test_own_posterior_counts_no_transition_twice():
     drop = np.array([0, 3, n - 1])
     own = blq.own_posterior(drop=drop)
     use = np.setdiff1d(np.arange(n), drop)
-    x = blq._x(blq.replay.f[use].astype(np.float64))
-    acts = blq.replay.a[use]
+    x = blq._x(blq.replay.f[:n][use].astype(np.float64))
+    acts = blq.replay.a[:n][use]
     want = np.diag(prec.ravel())
     for a in range(2):
         xa = x[acts == a]
         want[a * dim:(a + 1) * dim, a * dim:(a + 1) * dim] += xa.T @ xa / 2.0
     np.testing.assert_allclose(own.precision, want, rtol=1e-9, atol=1e-9)
-    full = blq.posterior().joint_precision()
-    assert np.trace(full) > np.trace(own.precision)  # the kept ones were in the refit
-    # the mean solves the own-data regression under the current targets
-    xn = blq._x(blq.replay.f_next[use].astype(np.float64))
-    y = blq.replay.r[use] + blq.tr.gamma * (~blq.replay.term[use]) * \
-        (xn @ blq.mu.T).max(axis=1)
+    assert np.trace(blq.posterior().joint_precision()) > np.trace(own.precision)
+    # the mean solves the same regression: the refit's targets on the rows kept
+    y = blq.last_fit[2][use]
     rhs = np.diag(prec.ravel()) @ prior.mean.ravel()
     for a in range(2):
         rhs[a * dim:(a + 1) * dim] += x[acts == a].T @ y[acts == a] / 2.0

@@ -175,6 +175,8 @@ class Blq:
         self.rng = np.random.default_rng([tr.seed, 0xB10])
         self.replay = Replay(tr.replay_size, ctx.n_features)
         self.kept: Replay | None = None
+        # the last refit's own rows: features (noise included), actions, targets, noise variance
+        self.last_fit: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.fixed_norm = prior is not None
         if prior is None:
             self.prior_precision = self.precision * np.eye(self.n_actions * dim)
@@ -303,6 +305,8 @@ class Blq:
                 rhs[a * dim:(a + 1) * dim] += xa.T @ y[m] / s2
             mu = _chol_solve(chol, rhs).reshape(mu.shape)
         resid = y - np.einsum("nf,nf->n", x, mu[acts])
+        n_own = self.replay.size  # the task's own rows come first (see _replayed)
+        self.last_fit = (x[:n_own], acts[:n_own], y[:n_own], s2)
         if self.tr.noise_var is None:
             self.noise_var = max(float(np.mean(resid ** 2)), _MIN_NOISE_VAR)
         self.mu, self.chol = mu, chol
@@ -329,20 +333,19 @@ class Blq:
         return GaussianPrior(self.mu.copy(), precision, self.mean.copy(), self.std.copy())
 
     def own_posterior(self, drop: np.ndarray | None = None) -> GaussianPrior:
-        """The posterior from the prior and this task's own transitions only: kept transitions
-        of earlier tasks and the own ones at indices ``drop`` left out, fitted-Q targets under
-        the current mean. Passed on as the next task's prior while those transitions are
+        """The last refit's posterior restricted to the prior and this task's own transitions:
+        kept transitions of earlier tasks and the own ones at indices ``drop`` left out (same
+        features, fitted-Q targets and noise variance as that refit, so with nothing left out it
+        is :meth:`posterior`). Passed on as the next task's prior while those transitions are
         replayed there, it counts no transition twice (VCL with a coreset, Nguyen et al. 2018)."""
-        n = self.replay.size
-        use = np.ones(n, dtype=bool)
+        if self.last_fit is None:
+            raise ValueError("own_posterior needs a refit first: call step()")
+        x, acts, y, s2 = self.last_fit
+        use = np.ones(len(y), dtype=bool)
         if drop is not None:
             use[drop] = False
-        rp = self.replay
-        x = self._x(rp.f[:n][use].astype(np.float64))
-        x_next = self._x(rp.f_next[:n][use].astype(np.float64))
-        acts, keep = rp.a[:n][use], (~rp.term[:n][use]).astype(np.float64)
-        y = rp.r[:n][use] + self.tr.gamma * keep * (x_next @ self.mu.T).max(axis=1)
-        dim, s2 = x.shape[1], self.noise_var
+        x, acts, y = x[use], acts[use], y[use]
+        dim = x.shape[1]
         precision, rhs = self.prior_precision.copy(), self.prior_shift.copy()
         for a in range(self.n_actions):
             xa, block = x[acts == a], slice(a * dim, (a + 1) * dim)

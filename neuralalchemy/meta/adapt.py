@@ -10,8 +10,9 @@ turn) with the highest mean episode return; otherwise the posterior mean.
 When meta-training fitted a prior over reservoir hyperparameters, the new task's own posterior
 over the candidate reservoirs (``∝ π_g · exp E_g``, :func:`reservoir_posterior`) is reported:
 whether the task agrees with the reservoir the family runs. It is scored as the training tasks
-were, on ``meta.hyper_episodes`` random-policy episodes of the new task; the agent keeps its
-reservoir (one network on one chip for the whole family).
+were, on ``meta.hyper_episodes`` random-policy episodes of the new task (G candidate networks
+× that many episodes: extra environment episodes and time, not counted in the adaptation's
+budget); the agent keeps its reservoir (one network on one chip for the whole family).
 
 Uncertainty is exposed per action: ``E[Q(s, a)]`` and its posterior std, and checked for
 calibration on fresh greedy episodes (:func:`calibration`): the fraction of one-step fitted-Q
@@ -184,7 +185,8 @@ def reservoir_posterior(agent: Agent, rprior: ReservoirPrior, task: dict[str, fl
     from neuralalchemy.meta.reservoir_prior import task_posterior
 
     n = agent.cfg.meta.hyper_episodes
-    evidence, _ = score_candidates(agent, rprior.candidates, [task], n, [seed + 7_919], seed)
+    evidence, _ = score_candidates(agent, rprior.candidates, [task], n, [seed + 7_919],
+                                   agent.cfg.training.seed)  # the features' seed, as in training
     post = task_posterior(rprior, evidence[0])
     mode = int(np.argmax(post))
     return {"episodes": n, "posterior": [round(float(p), 6) for p in post],
