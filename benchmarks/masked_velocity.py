@@ -11,7 +11,7 @@ step's beside them (exact one-step memory: ẋ ≈ Δx/τ). The rows in between 
 the encoder around the shipped ``configs/masked_cartpole.yaml``, and one stacks the previous
 step's spike counts beside the current ones (exact one-step memory of the spike code).
 
-    python benchmarks/masked_velocity.py [--episodes 120] [--quick] [--no-write]
+    python benchmarks/masked_velocity.py [--episodes 400] [--quick] [--no-write]
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def held_out_r2(feats: list[np.ndarray], full: Episodes, train_frac: float = 0.7
 def main(argv: list[str] | None = None) -> None:
     """Score every setting; print and (unless --no-write) record the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--episodes", type=int, default=120, help="random-policy episodes")
+    ap.add_argument("--episodes", type=int, default=400, help="random-policy episodes")
     ap.add_argument("--quick", action="store_true", help="20 episodes (a smoke test)")
     ap.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     args = ap.parse_args(argv)
