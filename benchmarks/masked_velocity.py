@@ -3,8 +3,9 @@
 MaskedCartPole-v1 shows the agent the cart position x and the pole angle θ only; a policy needs
 the velocities ẋ and θ̇ too, so they must come from memory. This benchmark measures how much of
 them a linear readout can recover from the features the agent sees: random-policy CartPole-v1
-episodes, the reservoir fed (x, θ) as the agent is, ridge regression (standardised features,
-λ = 1) from the features of each step to the true state, R² on held-out episodes.
+episodes, the reservoir fed (x, θ) as the agent is, ridge regression (the supervised tasks'
+readout: standardised features, the penalty chosen on held-back training rows) from the features
+of each step to each true state dimension, R² on held-out episodes.
 
 Two controls bound it: the raw (x, θ) alone (no memory), and the raw (x, θ) with the previous
 step's beside them (exact one-step memory: ẋ ≈ Δx/τ). The rows in between vary the reservoir and
@@ -35,6 +36,7 @@ from neuralalchemy.meta.reservoir_prior import (  # noqa: E402
     random_episodes,
 )
 from neuralalchemy.network import build_network  # noqa: E402
+from neuralalchemy.supervised import fit_ridge, select_ridge  # noqa: E402
 
 STATE = ("x", "ẋ", "θ", "θ̇")
 SEEN = [0, 2]  # MaskedCartPole-v1 keeps x and θ
@@ -76,19 +78,18 @@ def features(kind: str, overrides: list[str], per_dim: int | None, enc_kind: str
 
 
 def held_out_r2(feats: list[np.ndarray], full: Episodes, train_frac: float = 0.7) -> np.ndarray:
-    """R² (4,) of ridge regressions from features to each state dimension, fitted on the first
-    ``train_frac`` of the episodes and scored on the rest."""
+    """R² (4,) of ridge regressions from features to each state dimension
+    (:func:`~neuralalchemy.supervised.fit_ridge`, penalty by
+    :func:`~neuralalchemy.supervised.select_ridge`), fitted on the first ``train_frac`` of the
+    episodes and scored on the rest."""
     cut = int(train_frac * len(feats))
     xtr, xte = np.concatenate(feats[:cut]), np.concatenate(feats[cut:])
     ytr, yte = np.concatenate(full.obs[:cut]), np.concatenate(full.obs[cut:])
-    mean, std = xtr.mean(0), xtr.std(0) + 1e-6
-
-    def design(x: np.ndarray) -> np.ndarray:
-        return np.column_stack([(x - mean) / std, np.ones(len(x))])
-
-    a, b = design(xtr), design(xte)
-    w = np.linalg.solve(a.T @ a + np.eye(a.shape[1]), a.T @ ytr)
-    return 1.0 - ((b @ w - yte) ** 2).mean(0) / yte.var(0)
+    out = np.zeros(ytr.shape[1])
+    for j in range(ytr.shape[1]):
+        readout = fit_ridge(xtr, ytr[:, j], select_ridge(xtr, ytr[:, j]))
+        out[j] = 1.0 - np.mean((readout(xte)[:, 0] - yte[:, j]) ** 2) / yte[:, j].var()
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     write_section("masked_velocity", "Hidden velocity in the reservoir (MaskedCartPole-v1)", (
         f"{n} random-policy CartPole-v1 episodes ({steps:,} states, seeds 0…{n - 1}); the "
         "reservoir of `configs/masked_cartpole.yaml` (or the variant named) fed x and θ as the "
-        "agent is; ridge regression (standardised features, λ = 1) from each step's features "
+        "agent is; ridge regression (`fit_ridge` on standardised features, the penalty chosen "
+        "per state dimension by `select_ridge` on the training rows) from each step's features "
         "to the true state; R² on the last 30 % of the episodes. The first two rows are "
         "controls without a reservoir: the raw (x, θ), and the raw (x, θ) beside the previous "
         "step's (exact one-step memory). Whole run "

@@ -290,19 +290,14 @@ class Blq:
         if self.tr.feature_noise > 0:
             x[:, :-1] += self.tr.feature_noise * self.rng.standard_normal(x[:, :-1].shape)
         gamma, s2 = self.tr.gamma, self.noise_var
-        dim = x.shape[1]
         members = [np.flatnonzero(acts == a) for a in range(self.n_actions)]
         x_by_action = [x[m] for m in members]
-        precision = self.prior_precision.copy()
-        for a, xa in enumerate(x_by_action):
-            precision[a * dim:(a + 1) * dim, a * dim:(a + 1) * dim] += xa.T @ xa / s2
+        precision = _blocks(self.prior_precision, x_by_action, x_by_action, s2)
         chol = np.linalg.cholesky(precision)
         mu = self.mu.copy()
         for _ in range(self.tr.fitted_q_iterations):
             y = r + gamma * keep * (x_next @ mu.T).max(axis=1)
-            rhs = self.prior_shift.copy()
-            for a, (m, xa) in enumerate(zip(members, x_by_action)):
-                rhs[a * dim:(a + 1) * dim] += xa.T @ y[m] / s2
+            rhs = _blocks(self.prior_shift, x_by_action, [y[m] for m in members], s2)
             mu = _chol_solve(chol, rhs).reshape(mu.shape)
         resid = y - np.einsum("nf,nf->n", x, mu[acts])
         n_own = self.replay.size  # the task's own rows come first (see _replayed)
@@ -345,12 +340,9 @@ class Blq:
         if drop is not None:
             use[drop] = False
         x, acts, y = x[use], acts[use], y[use]
-        dim = x.shape[1]
-        precision, rhs = self.prior_precision.copy(), self.prior_shift.copy()
-        for a in range(self.n_actions):
-            xa, block = x[acts == a], slice(a * dim, (a + 1) * dim)
-            precision[block, block] += xa.T @ xa / s2
-            rhs[block] += xa.T @ y[acts == a] / s2
+        xs = [x[acts == a] for a in range(self.n_actions)]
+        precision = _blocks(self.prior_precision, xs, xs, s2)
+        rhs = _blocks(self.prior_shift, xs, [y[acts == a] for a in range(self.n_actions)], s2)
         mu = _chol_solve(np.linalg.cholesky(precision), rhs).reshape(self.mu.shape)
         return GaussianPrior(mu, precision, self.mean.copy(), self.std.copy())
 
@@ -418,6 +410,20 @@ class Blq:
         self.iteration, self.env_steps = int(state["iteration"]), int(state["env_steps"])
         self.last_stats = dict(state["last_stats"])
         self.vec.load_state_dict(state["vec"])
+
+
+def _blocks(base: np.ndarray, xs: list[np.ndarray], ys: list[np.ndarray], s2: float) -> np.ndarray:
+    """``base`` plus ``xᵀy / s2`` of each action in its own block: with ``ys = xs`` the joint
+    posterior precision (base: the prior's), with the targets its shift (base: ``P₀·μ₀``)."""
+    out = base.copy()
+    dim = xs[0].shape[1]
+    for a, (xa, ya) in enumerate(zip(xs, ys)):
+        block = slice(a * dim, (a + 1) * dim)
+        if out.ndim == 2:
+            out[block, block] += xa.T @ ya / s2
+        else:
+            out[block] += xa.T @ ya / s2
+    return out
 
 
 def _chol_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
