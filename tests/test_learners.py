@@ -405,10 +405,11 @@ def test_ppo_reward_scaling_gives_unit_scale_returns(units):
 
 def test_ppo_learns_cartpole():
     """Seeded: PPO with reward scaling (configs/cartpole_ppo.yaml's settings) solves CartPole:
-    its greedy readout reaches 475 (random play: ~22) within 10k env steps."""
+    its greedy readout reaches 475 (random play: ~22) within 12k env steps."""
     ctx = make_context([CARTPOLE_RANGES, "training.algorithm=ppo", "training.lr=0.001",
-                        "training.gae_lambda=0.99", "training.normalize_rewards=true"])
-    best, steps = best_eval(ctx, 10_000, 1024)
+                        "training.gae_lambda=0.99", "training.normalize_rewards=true",
+                        "training.clip=0.4"])
+    best, steps = best_eval(ctx, 12_288, 1024)
     assert best >= 475, f"PPO reached only {best:.1f} in {steps} env steps"
 
 
