@@ -31,9 +31,11 @@ from neuralalchemy.meta.core import (  # noqa: E402
     shared_normalisation,
 )
 from neuralalchemy.meta.metatrain import broad_prior  # noqa: E402
+from neuralalchemy.task_families import SPLITS  # noqa: E402
 
 METRICS = ("average_performance", "forgetting", "forward_transfer")
 SPLIT_TITLES = {"train": "Within-range tasks (the training split)",
+                "within": "Within-range tasks (the held-out split)",
                 "extrapolation": "Extrapolation tasks (the extreme shell of every parameter)"}
 
 
@@ -53,10 +55,10 @@ def job(split: str, seed: int, method: str | None, strength: float, args: argpar
     if method is None:
         ref = scratch_curves(agent, family.name, tasks, start, None, args.steps,
                              args.eval_episodes, seed)
-        return {"seed": seed, "reference": ref, "wall": time.perf_counter() - t0}
+        return {"reference": ref, "wall": time.perf_counter() - t0}
     run = run_sequence(agent, family.name, tasks, start, None, method, args.steps,
                        args.eval_episodes, seed, strength=strength)
-    return {"seed": seed, "run": run, "wall": time.perf_counter() - t0}
+    return {"run": run, "wall": time.perf_counter() - t0}
 
 
 def run_all(args: argparse.Namespace, variants: list[tuple[str, float, str]]
@@ -93,7 +95,7 @@ def run_all(args: argparse.Namespace, variants: list[tuple[str, float, str]]
     return refs, runs
 
 
-def mean_std(values: list[float]) -> str:
+def fmt_mean_std(values: list[float]) -> str:
     """``mean ± std`` over seeds (just the value for one seed)."""
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -118,6 +120,12 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     args = ap.parse_args()
     args.splits = [v.strip() for v in args.splits.split(",") if v.strip()]
+    unknown = [v for v in args.splits if v not in SPLITS]
+    if unknown or not args.splits:
+        ap.error(f"--splits: unknown split {unknown[0]!r}; known: {', '.join(SPLITS)}"
+                 if unknown else f"--splits: name at least one of {', '.join(SPLITS)}")
+    if args.seeds < 1 or args.jobs < 1:
+        ap.error("--seeds and --jobs must be at least 1")
     if args.quick:
         args.tasks, args.steps, args.eval_episodes, args.seeds = 2, 1000, 3, 1
     strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
@@ -132,7 +140,7 @@ def main() -> None:
         for _, _, label in variants:
             per_seed = [runs[split, label, s]["run"].metrics(refs[split, s])
                         for s in range(args.seeds)]
-            met = [mean_std([m[k] for m in per_seed]) for k in METRICS]
+            met = [fmt_mean_std([m[k] for m in per_seed]) for k in METRICS]
             both = sum(m["forgetting"] <= 0.02 and m["forward_transfer"] > 0 for m in per_seed)
             wall = np.mean([runs[split, label, s]["wall"] for s in range(args.seeds)])
             rows.append([label, *met, f"{both}/{args.seeds}", f"{wall:.0f}"])
