@@ -161,5 +161,6 @@ def main() -> None:
         write_section("continual", "Continual learning without forgetting",
                       caption + "\n\n" + "\n\n".join(tables))
 
+
 if __name__ == "__main__":
     main()
