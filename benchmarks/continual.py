@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
 from neuralalchemy.config import load_config  # noqa: E402
-from neuralalchemy.meta.continual import METHODS, run_sequence, scratch_curves  # noqa: E402
+from neuralalchemy.meta.continual import ALL_METHODS, run_sequence, scratch_curves  # noqa: E402
+from neuralalchemy.meta.continual_run import heads_fit  # noqa: E402
 from neuralalchemy.meta.core import (  # noqa: E402
     build_agent,
     defaults_for,
@@ -57,7 +58,7 @@ def job(split: str, seed: int, method: str | None, strength: float, args: argpar
                              args.eval_episodes, seed)
         return {"reference": ref, "wall": time.perf_counter() - t0}
     run = run_sequence(agent, family.name, tasks, start, None, method, args.steps,
-                       args.eval_episodes, seed, strength=strength)
+                       args.eval_episodes, seed, strength=strength, heads=heads_fit(cfg))
     return {"run": run, "wall": time.perf_counter() - t0}
 
 
@@ -129,7 +130,7 @@ def main() -> None:
     if args.quick:
         args.tasks, args.steps, args.eval_episodes, args.seeds = 2, 1000, 3, 1
     strengths = [float(v) for v in args.strengths.split(",") if v.strip()]
-    variants = [(m, 1.0, m) for m in METHODS]
+    variants = [(m, 1.0, m) for m in ALL_METHODS]
     variants[1:1] = [("posterior-prior", b, f"posterior-prior β={b:g}") for b in strengths]
     t0 = time.perf_counter()
     refs, runs = run_all(args, variants)

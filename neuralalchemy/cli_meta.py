@@ -153,9 +153,10 @@ def _reservoir_posterior_rows(rp: dict[str, Any] | None) -> list[tuple[str, str]
 @click.command()
 @_with_common
 @click.option("--method", type=click.Choice(["config", "posterior-prior", "replay", "both",
-                                             "fine-tune"]), default="config", show_default=True,
-              help="How knowledge carries between tasks ('config': meta.posterior_prior and "
-                   "meta.replay).")
+                                             "fine-tune", "heads"]), default="config",
+              show_default=True,
+              help="How knowledge carries between tasks ('config': meta.heads, "
+                   "meta.posterior_prior and meta.replay).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def continual(env_id: str | None, config_path: str | None, overrides: Sequence[str],
               out: str | None, seed: int | None, method: str, progress: bool) -> None:

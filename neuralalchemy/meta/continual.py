@@ -20,6 +20,16 @@ is the one from the task's own transitions less its coreset, so each transition 
 
 With neither, the learner starts from the last readout under a broad prior (naive fine-tuning).
 
+**Task-specific heads** (``heads``; multi-head VCL, Nguyen et al. 2018, and the setting of
+Continual World, where each task has its own output head): the reservoir is one fixed network for
+every task, so each task gets its own readout and the finished ones are kept, untouched, for
+when their task comes back (the task is known when it is run, as it is in training). What is
+carried forward is the *prior over readouts*: after each task, the hierarchical model of
+:mod:`~neuralalchemy.meta.hierarchy` is fitted by SVI to the regressions of every task so far,
+and its predictive for a new readout is the next task's prior. The sequence is meta-learning
+done one task at a time: the prior sharpens where the tasks agree and stays broad where they
+differ, so a new task starts from what its predecessors share without pulling their readouts.
+
 Metrics follow Continual World (Wołczyk et al. 2021) on performance ``p ∈ [0, 1]`` (the return
 rescaled by the family's return range): with ``p_i(t)`` task ``i``'s performance after training
 task ``t`` (``T`` tasks),
@@ -38,8 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from neuralalchemy.learners.blq import GaussianPrior, merge, subsample, subsample_index
-from neuralalchemy.meta.core import Agent, new_blq
+from neuralalchemy.learners.base import Readout
+from neuralalchemy.learners.blq import Blq, GaussianPrior, merge, subsample, subsample_index
+from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, predictive_gaussian
+from neuralalchemy.meta.hierarchy import HyperPrior, fit_hierarchy, pooled_readout, suff_stats
 from neuralalchemy.train import evaluate_readout
 
 RETURN_RANGE = {"cartpole": (0.0, 500.0), "cartpole_flip": (0.0, 500.0),
@@ -48,7 +60,21 @@ RETURN_RANGE = {"cartpole": (0.0, 500.0), "cartpole_flip": (0.0, 500.0),
 
 METHODS = {"posterior-prior": (True, False), "replay": (False, True), "both": (True, True),
            "fine-tune": (False, False)}
-"""Name → (posterior as prior, replay)."""
+"""Name → (posterior as prior, replay) of the methods that share one readout."""
+
+HEADS = "heads"
+"""The method with one readout per task under a hierarchical prior refitted after each task."""
+
+ALL_METHODS = (*METHODS, HEADS)
+
+
+@dataclass(frozen=True)
+class HeadsFit:
+    """How ``heads`` fits the prior over readouts after each task (see ``meta.*``)."""
+
+    svi_steps: int = 1500
+    svi_lr: float = 0.02
+    hyper: HyperPrior = field(default_factory=HyperPrior)
 
 
 @dataclass
@@ -59,6 +85,8 @@ class SequenceRun:
     perf: np.ndarray                       # (T, T): perf[t, i] = p_i after training task t
     curves: list[list[float]] = field(default_factory=list)  # p_i during task i's training
     final_readout: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (A, D) last μ
+    heads: np.ndarray | None = None  # heads: (T, A, D) every task's readout
+    prior: MetaPrior | None = None  # heads: the prior fitted to every task, for a further one
 
     def metrics(self, reference: list[list[float]] | None = None) -> dict[str, float]:
         """Average performance, forgetting and (given scratch curves) forward transfer."""
@@ -96,13 +124,28 @@ def carry(post: GaussianPrior, start: GaussianPrior, strength: float) -> Gaussia
     return GaussianPrior(post.mean, precision, post.feat_mean, post.feat_std)
 
 
+def _learn(blq: Blq, family: str, steps: int, eval_episodes: int, points: int) -> list[float]:
+    """Train ``blq`` for ``steps`` env steps; its performance at ``points`` even stages."""
+    curve = []
+    for k in range(1, points + 1):
+        while blq.env_steps < steps * k // points:
+            blq.step()
+        curve.append(performance(family, evaluate_readout(blq.ctx, blq.readout(),
+                                                          eval_episodes)))
+    return curve
+
+
 def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start: GaussianPrior,
                  noise_var: float | None, method: str, steps: int, eval_episodes: int,
                  seed: int, curve_points: int = 4, replay_per_task: int = 2000,
                  on_task: Callable[[int], None] | None = None,
-                 strength: float = 1.0) -> SequenceRun:
-    """Learn ``tasks`` in order with ``method`` (a key of :data:`METHODS`); ``strength``
-    weighs the carried posterior (see :func:`carry`)."""
+                 strength: float = 1.0, heads: HeadsFit | None = None) -> SequenceRun:
+    """Learn ``tasks`` in order with ``method`` (one of :data:`ALL_METHODS`); ``strength``
+    weighs the carried posterior (see :func:`carry`), ``heads`` sets the ``heads`` method's
+    prior fit."""
+    if method == HEADS:
+        return run_heads(agent, family, tasks, start, noise_var, steps, eval_episodes, seed,
+                         curve_points, on_task, heads or HeadsFit())
     posterior_prior, replay = METHODS[method]
     _check_strength(strength)  # before any training
     n = len(tasks)
@@ -115,12 +158,7 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
         if replay and kept is not None:
             blq.keep_transitions(kept)
         try:
-            curve = []
-            for k in range(1, curve_points + 1):
-                while blq.env_steps < steps * k // curve_points:
-                    blq.step()
-                curve.append(performance(family, evaluate_readout(ctx, blq.readout(),
-                                                                  eval_episodes)))
+            curve = _learn(blq, family, steps, eval_episodes, curve_points)
             run.curves.append(curve)
             ro = blq.readout()
             for j, other in enumerate(tasks):
@@ -140,6 +178,64 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
         if on_task is not None:
             on_task(i)
     return run
+
+
+def run_heads(agent: Agent, family: str, tasks: list[dict[str, float]], start: GaussianPrior,
+              noise_var: float | None, steps: int, eval_episodes: int, seed: int,
+              curve_points: int = 4, on_task: Callable[[int], None] | None = None,
+              fit: HeadsFit | None = None) -> SequenceRun:
+    """Learn ``tasks`` in order, each with its own readout; the first from ``start``, each later
+    one from the hierarchical prior fitted to the tasks before it (module docstring). A task
+    not yet learned is scored with the mean of the prior it would start from."""
+    fit = fit or HeadsFit()
+    n = len(tasks)
+    run = SequenceRun(HEADS, np.zeros((n, n)))
+    prior, heads = start, []
+    xs: list[list[np.ndarray]] = []
+    ys: list[list[np.ndarray]] = []
+    noise: list[float] = []
+    for i, task in enumerate(tasks):
+        blq = new_blq(agent.context(task, seed=seed + i), prior, noise_var)
+        try:
+            run.curves.append(_learn(blq, family, steps, eval_episodes, curve_points))
+            x, y = blq.regression_data()
+            heads.append(blq.posterior().mean)
+        finally:
+            blq.vec.close()
+        xs.append(x)
+        ys.append(y)
+        noise.append(float(blq.noise_var))
+        stats = suff_stats(xs, ys, np.array(noise))
+        h = fit_hierarchy(stats, fit.svi_steps, fit.svi_lr, seed + i, fit.hyper)
+        mean, std, factor = h.predictive()
+        prior = predictive_gaussian(mean, std, factor, start.feat_mean, start.feat_std)
+        for j, other in enumerate(tasks):
+            if j == i:
+                run.perf[i, j] = run.curves[i][-1]
+                continue
+            w = heads[j] if j < i else prior.mean
+            ro = Readout(w[:, :-1].copy(), w[:, -1].copy(), start.feat_mean, start.feat_std)
+            run.perf[i, j] = performance(family, evaluate_readout(agent.context(other), ro,
+                                                                  eval_episodes))
+        if on_task is not None:
+            on_task(i)
+    lam = float(np.asarray(start.precision).ravel()[0])
+    info = {"family": family, "family_env": agent.family_id, "train_tasks": tasks,
+            "task_returns": [_return(family, run.perf[-1, j]) for j in range(n)],
+            "svi_steps": fit.svi_steps, "svi_lr": fit.svi_lr, "tau_loc": fit.hyper.tau_loc,
+            "mu_scale": fit.hyper.mu_scale, "task_steps": steps, "prior_rank": fit.hyper.rank,
+            "continual": HEADS}
+    run.prior = MetaPrior(mean, std, factor, h.mu_std, h.tau, start.feat_mean, start.feat_std,
+                          h.task_mean, h.elbo, pooled_readout(stats, lam),
+                          float(np.median(noise)), info)
+    run.heads, run.final_readout = np.stack(heads), heads[-1]
+    return run
+
+
+def _return(family: str, perf: float) -> float:
+    """Performance back to a return (:func:`performance` inverted)."""
+    lo, hi = RETURN_RANGE.get(family, (0.0, 1.0))
+    return float(lo + perf * (hi - lo))
 
 
 def scratch_curves(agent: Agent, family: str, tasks: list[dict[str, float]],

@@ -13,18 +13,34 @@ import torch
 from neuralalchemy.config import Config
 from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.base import Readout
-from neuralalchemy.meta.continual import METHODS, SequenceRun, run_sequence, scratch_curves, summary
+from neuralalchemy.meta.continual import (
+    HEADS,
+    METHODS,
+    HeadsFit,
+    SequenceRun,
+    run_sequence,
+    scratch_curves,
+    summary,
+)
 from neuralalchemy.meta.core import build_agent, family_of, save_agent, shared_normalisation
-from neuralalchemy.meta.metatrain import broad_prior
+from neuralalchemy.meta.metatrain import broad_prior, hyper_prior
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 
 
 def method_of(cfg: Config, method: str) -> str:
-    """``config`` → the method that ``meta.posterior_prior`` and ``meta.replay`` select."""
+    """``config`` → the method that ``meta.heads``, ``meta.posterior_prior`` and
+    ``meta.replay`` select."""
     if method != "config":
         return method
+    if cfg.meta.heads:
+        return HEADS
     chosen = (cfg.meta.posterior_prior, cfg.meta.replay)
     return next(name for name, flags in METHODS.items() if flags == chosen)
+
+
+def heads_fit(cfg: Config) -> HeadsFit:
+    """The ``heads`` method's prior fit from ``meta.*`` (as ``alchemy meta-train`` fits it)."""
+    return HeadsFit(cfg.meta.svi_steps, cfg.meta.svi_lr, hyper_prior(cfg.meta))
 
 
 def continual(cfg: Config, method: str = "config", progress: bool = True,
@@ -50,7 +66,7 @@ def continual(cfg: Config, method: str = "config", progress: bool = True,
         run = run_sequence(agent, family.name, tasks, prior, tr.noise_var, method,
                            m.continual_steps, m.eval_episodes, tr.seed, 4, m.replay_per_task,
                            on_task=lambda i: bar.update(job, completed=i + 1),
-                           strength=m.prior_strength)
+                           strength=m.prior_strength, heads=heads_fit(cfg))
         bar.update(job, description="scratch reference")
         ref = scratch_curves(agent, family.name, tasks, prior, tr.noise_var, m.continual_steps,
                              m.eval_episodes, tr.seed)
@@ -62,7 +78,12 @@ def continual(cfg: Config, method: str = "config", progress: bool = True,
     last = run.final_readout
     ro = Readout(last[:, :-1].copy(), last[:, -1].copy(), feat[0], feat[1])
     learner = {"algorithm": f"blq-continual-{method}", "tasks": len(tasks)}
-    save_agent(run_dir, agent.checkpoint(tasks[-1], ro, learner))
+    extras = {}
+    if run.prior is not None and run.heads is not None:
+        # every task's readout, and the prior a further task would start from (so the run
+        # adapts with `alchemy adapt RUN` and shows with `alchemy prior show RUN`)
+        extras = {**run.prior.to_extras(), "continual.heads": run.heads}
+    save_agent(run_dir, agent.checkpoint(tasks[-1], ro, learner, extras))
     write_metrics(run_dir / "metrics.jsonl", [
         {"kind": "after_task", "task": i, "performance": [float(v) for v in row]}
         for i, row in enumerate(run.perf)])

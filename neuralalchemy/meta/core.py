@@ -145,6 +145,18 @@ def shared_normalisation(agent: Agent, tasks: list[dict[str, float]], episodes: 
     return mean_std(stats)
 
 
+def predictive_gaussian(mean: np.ndarray, std: np.ndarray, factor: np.ndarray,
+                        feat_mean: np.ndarray, feat_std: np.ndarray,
+                        scale: float = 1.0) -> GaussianPrior:
+    """``N(mean, scale²·(factor·factorᵀ + diag std²))`` (a hierarchy's predictive for a new
+    task's readout) as the Bayesian linear Q learner takes it."""
+    if factor.shape[-1] == 0:
+        return GaussianPrior(mean, 1.0 / (scale * std) ** 2, feat_mean, feat_std)
+    cov = factor @ factor.T + np.diag(std.ravel() ** 2)
+    precision = np.linalg.inv(scale ** 2 * cov)
+    return GaussianPrior(mean, (precision + precision.T) / 2, feat_mean, feat_std)
+
+
 @dataclass
 class MetaPrior:
     """A new task's readout prior ``N(mean, factor·factorᵀ + diag std²)`` over all actions'
@@ -171,12 +183,8 @@ class MetaPrior:
 
     def gaussian(self, scale: float = 1.0) -> GaussianPrior:
         """The prior as the Bayesian linear Q learner takes it (covariance × ``scale²``)."""
-        if self.factor.shape[-1] == 0:
-            return GaussianPrior(self.mean, 1.0 / (scale * self.std) ** 2, self.feat_mean,
-                                 self.feat_std)
-        precision = np.linalg.inv(scale ** 2 * self.covariance())
-        precision = (precision + precision.T) / 2
-        return GaussianPrior(self.mean, precision, self.feat_mean, self.feat_std)
+        return predictive_gaussian(self.mean, self.std, self.factor, self.feat_mean,
+                                   self.feat_std, scale)
 
     def to_extras(self) -> dict[str, np.ndarray]:
         """Arrays stored with the agent's checkpoint (``extra.prior.*``)."""

@@ -95,6 +95,11 @@ def broad_prior(agent: Agent, n_actions: int, feat: tuple[np.ndarray, np.ndarray
     return GaussianPrior(np.zeros((n_actions, dim)), np.full((n_actions, dim), lam), *feat)
 
 
+def hyper_prior(m: MetaConfig) -> HyperPrior:
+    """The fixed top of the readout hierarchy as ``meta.*`` sets it."""
+    return HyperPrior(mu_scale=m.mu_scale, tau_loc=m.tau_loc, rank=m.prior_rank)
+
+
 def fit_task(agent: Agent, task: dict[str, float], prior: GaussianPrior, steps: int, seed: int,
              eval_episodes: int) -> TaskFit:
     """Bayesian linear Q on one task for ``steps`` env steps from ``prior``."""
@@ -207,9 +212,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
                                  m.eval_episodes))
         bar.update(job, completed=m.train_tasks, status="SVI")
         stats = task_stats(fits)
-        fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed,
-                            HyperPrior(mu_scale=m.mu_scale, tau_loc=m.tau_loc,
-                                       rank=m.prior_rank))
+        fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
         bar.update(job, completed=m.train_tasks + 1, status="done")
     mean, std, factor = fit.predictive()
     noise_var = float(np.median([f.noise_var for f in fits]))
