@@ -172,6 +172,8 @@ def continual(env_id: str | None, config_path: str | None, overrides: Sequence[s
         ("forward transfer", f"{s['forward_transfer']:.3f}"),
         ("wall time", f"{s['wall_s']:.1f} s"),
         ("plot", str(run_dir / "continual.png")),
+        *([("next", f"alchemy adapt {run_dir} (a further task from the prior over the "
+                    f"{len(s['tasks'])} heads)")] if s["method"] == "heads" else []),
     ])
 
 

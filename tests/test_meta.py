@@ -258,9 +258,19 @@ def meta_runs(tmp_path_factory):
                                    "--set", "meta.continual_steps=1000",
                                    "--set", "meta.norm_episodes=2",
                                    "--set", "meta.eval_episodes=3"])
+        # one readout per task: the run carries a prior that adapts and shows like meta-train's
+        heads = ["--set", "meta.continual_tasks=2", "--set", "meta.continual_steps=1000",
+                 "--set", "meta.norm_episodes=2", "--set", "meta.eval_episodes=3",
+                 "--set", "meta.svi_steps=200", "--out", "heads"]
+        codes["continual heads"] = main(["continual", "--no-progress", "--method", "heads",
+                                         *heads])
+        heads_run = next((root / "heads" / "runs").glob("*continual-cartpole"))
+        codes["prior show heads"] = main(["prior", "show", str(heads_run)])
+        codes["adapt heads"] = main(["adapt", str(heads_run), "--episodes", "2", "--no-select",
+                                     "--root", "heads"])
     finally:
         os.chdir(old)
-    return {"codes": codes, "runs": runs,
+    return {"codes": codes, "runs": runs, "heads": heads_run,
             **{k: json.loads((next(runs.glob(f"*{k}-cartpole")) / "summary.json").read_text())
                for k in ("meta", "adapt", "continual")}}
 
@@ -286,6 +296,29 @@ def test_meta_commands_end_to_end(meta_runs):
             assert (folder / name).is_file(), (kind, name)
     records = read_metrics(next(runs.glob("*meta-cartpole")) / "metrics.jsonl")
     assert sum(r["kind"] == "task" for r in records) == 4
+
+
+@pytest.mark.slow
+def test_continual_heads_keep_every_readout(meta_runs):
+    """``--method heads``: a finished task's readout is never touched again (forgetting exactly
+    0), the checkpoint holds every head and the prior for a further task, which `alchemy adapt`
+    and `alchemy prior show` take like a meta-trained one (their exit codes: the test above)."""
+    from neuralalchemy.checkpoint import load_checkpoint
+    from neuralalchemy.meta.core import MetaPrior
+
+    s = json.loads((meta_runs["heads"] / "summary.json").read_text())
+    assert s["method"] == "heads" and s["forgetting"] == 0.0
+    matrix = np.array(s["performance_matrix"])
+    assert matrix[1, 0] == matrix[0, 0]  # task 0's performance after task 1 = right after task 0
+    ckpt = load_checkpoint(meta_runs["heads"])
+    heads = ckpt.extras["continual.heads"]
+    assert heads.shape == (2, 2, ckpt.network.size + 1)
+    # the deployable readout is the last task's head
+    np.testing.assert_allclose(ckpt.theta, heads[-1][:, :-1])
+    np.testing.assert_allclose(ckpt.bias, heads[-1][:, -1])
+    prior = MetaPrior.from_checkpoint(ckpt)
+    assert prior.info["continual"] == "heads" and len(prior.info["train_tasks"]) == 2
+    assert len(list((meta_runs["heads"].parent).glob("*adapt-cartpole"))) == 1
 
 
 @pytest.mark.slow
