@@ -271,9 +271,9 @@ class MetaConfig:
     replay_per_task: int = _f(
         2000, "continual with replay: transitions kept from each finished task", 1, 10**7)
     heads: bool = _f(
-        False, "continual: one readout per task, each starting from the hierarchical prior "
+        True, "continual: one readout per task, each starting from the hierarchical prior "
         "fitted (SVI) to the tasks before it (multi-head VCL); overrides posterior_prior and "
-        "replay")
+        "replay (false: one readout for every task, carried as they say)")
 
 
 @dataclass(frozen=True)

@@ -253,7 +253,7 @@ def meta_runs(tmp_path_factory):
         codes["run sim"] = main(["run", "--backend", "sim", "--episodes", "1"])
         codes["crosscheck"] = main(["crosscheck", "--backends", "torch,sim", "--episodes", "1",
                                     "--spike-steps", "200"])
-        codes["continual"] = main(["continual", "--no-progress",
+        codes["continual"] = main(["continual", "--no-progress", "--method", "posterior-prior",
                                    "--set", "meta.continual_tasks=2",
                                    "--set", "meta.continual_steps=1000",
                                    "--set", "meta.norm_episodes=2",
@@ -262,8 +262,7 @@ def meta_runs(tmp_path_factory):
         heads = ["--set", "meta.continual_tasks=2", "--set", "meta.continual_steps=1000",
                  "--set", "meta.norm_episodes=2", "--set", "meta.eval_episodes=3",
                  "--set", "meta.svi_steps=200", "--out", "heads"]
-        codes["continual heads"] = main(["continual", "--no-progress", "--method", "heads",
-                                         *heads])
+        codes["continual heads"] = main(["continual", "--no-progress", *heads])  # the default
         heads_run = next((root / "heads" / "runs").glob("*continual-cartpole"))
         codes["prior show heads"] = main(["prior", "show", str(heads_run)])
         codes["adapt heads"] = main(["adapt", str(heads_run), "--episodes", "2", "--no-select",
