@@ -1,4 +1,7 @@
-"""Continual learning on a CartPole task sequence: posterior-as-prior, replay, both, fine-tuning.
+"""Continual learning on a CartPole task sequence, five ways of carrying knowledge forward.
+
+Methods: posterior-as-prior (with weaker strengths β), replay, both, fine-tuning, and
+task-specific heads under a prior refitted after each task (``neuralalchemy.meta.continual``).
 
 Metrics as Continual World defines them (see :mod:`neuralalchemy.meta.continual`): average
 performance at the end, forgetting, forward transfer against each task learned from scratch
