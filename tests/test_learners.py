@@ -431,7 +431,7 @@ CONFIGS = {
     "acrobot": "Acrobot-v1", "mountaincar": "MountainCar-v0", "pendulum": "Pendulum-v1",
     "masked_cartpole": "MaskedCartPole-v1", "masked_pendulum": "MaskedPendulum-v1",
     "sparse_cartpole": "SparseCartPole-v1", "cartpole_ppo": "CartPole-v1",
-    "cartpole_blq": "CartPole-v1",
+    "cartpole_blq": "CartPole-v1", "acrobot_ppo": "Acrobot-v1",
 }
 
 
