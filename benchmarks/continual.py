@@ -26,8 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import table, write_section  # noqa: E402
 
 from neuralalchemy.config import load_config  # noqa: E402
-from neuralalchemy.meta.continual import ALL_METHODS, run_sequence, scratch_curves  # noqa: E402
-from neuralalchemy.meta.continual_run import heads_fit  # noqa: E402
+from neuralalchemy.meta.continual import (  # noqa: E402
+    ALL_METHODS,
+    HeadsFit,
+    run_sequence,
+    scratch_curves,
+)
 from neuralalchemy.meta.core import (  # noqa: E402
     build_agent,
     defaults_for,
@@ -61,7 +65,8 @@ def job(split: str, seed: int, method: str | None, strength: float, args: argpar
                              args.eval_episodes, seed)
         return {"reference": ref, "wall": time.perf_counter() - t0}
     run = run_sequence(agent, family.name, tasks, start, None, method, args.steps,
-                       args.eval_episodes, seed, strength=strength, heads=heads_fit(cfg))
+                       args.eval_episodes, seed, strength=strength,
+                       heads=HeadsFit.from_meta(cfg.meta))
     return {"run": run, "wall": time.perf_counter() - t0}
 
 

@@ -48,10 +48,12 @@ from typing import Any
 
 import numpy as np
 
+from neuralalchemy.config import MetaConfig
 from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior, merge, subsample, subsample_index
 from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, predictive_gaussian
 from neuralalchemy.meta.hierarchy import HyperPrior, fit_hierarchy, pooled_readout, suff_stats
+from neuralalchemy.meta.metatrain import hyper_prior
 from neuralalchemy.train import evaluate_readout
 
 RETURN_RANGE = {"cartpole": (0.0, 500.0), "cartpole_flip": (0.0, 500.0),
@@ -70,11 +72,17 @@ ALL_METHODS = (*METHODS, HEADS)
 
 @dataclass(frozen=True)
 class HeadsFit:
-    """How ``heads`` fits the prior over readouts after each task (see ``meta.*``)."""
+    """How ``heads`` fits the prior over readouts after each task."""
 
-    svi_steps: int = 1500
-    svi_lr: float = 0.02
-    hyper: HyperPrior = field(default_factory=HyperPrior)
+    svi_steps: int
+    svi_lr: float
+    hyper: HyperPrior
+
+    @classmethod
+    def from_meta(cls, m: MetaConfig | None = None) -> HeadsFit:
+        """As ``meta.*`` sets it (``alchemy meta-train``'s fit; ``None``: the defaults)."""
+        m = m or MetaConfig()
+        return cls(m.svi_steps, m.svi_lr, hyper_prior(m))
 
 
 @dataclass
@@ -145,7 +153,7 @@ def run_sequence(agent: Agent, family: str, tasks: list[dict[str, float]], start
     prior fit."""
     if method == HEADS:
         return run_heads(agent, family, tasks, start, noise_var, steps, eval_episodes, seed,
-                         curve_points, on_task, heads or HeadsFit())
+                         curve_points, on_task, heads or HeadsFit.from_meta())
     posterior_prior, replay = METHODS[method]
     _check_strength(strength)  # before any training
     n = len(tasks)
@@ -187,7 +195,7 @@ def run_heads(agent: Agent, family: str, tasks: list[dict[str, float]], start: G
     """Learn ``tasks`` in order, each with its own readout; the first from ``start``, each later
     one from the hierarchical prior fitted to the tasks before it (module docstring). A task
     not yet learned is scored with the mean of the prior it would start from."""
-    fit = fit or HeadsFit()
+    fit = fit or HeadsFit.from_meta()
     n = len(tasks)
     run = SequenceRun(HEADS, np.zeros((n, n)))
     prior, heads = start, []
@@ -199,7 +207,7 @@ def run_heads(agent: Agent, family: str, tasks: list[dict[str, float]], start: G
         try:
             run.curves.append(_learn(blq, family, steps, eval_episodes, curve_points))
             x, y = blq.regression_data()
-            heads.append(blq.posterior().mean)
+            heads.append(blq.mu.copy())
         finally:
             blq.vec.close()
         xs.append(x)

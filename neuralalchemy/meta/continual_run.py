@@ -23,7 +23,7 @@ from neuralalchemy.meta.continual import (
     summary,
 )
 from neuralalchemy.meta.core import build_agent, family_of, save_agent, shared_normalisation
-from neuralalchemy.meta.metatrain import broad_prior, hyper_prior
+from neuralalchemy.meta.metatrain import broad_prior
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 
 
@@ -36,11 +36,6 @@ def method_of(cfg: Config, method: str) -> str:
         return HEADS
     chosen = (cfg.meta.posterior_prior, cfg.meta.replay)
     return next(name for name, flags in METHODS.items() if flags == chosen)
-
-
-def heads_fit(cfg: Config) -> HeadsFit:
-    """The ``heads`` method's prior fit from ``meta.*`` (as ``alchemy meta-train`` fits it)."""
-    return HeadsFit(cfg.meta.svi_steps, cfg.meta.svi_lr, hyper_prior(cfg.meta))
 
 
 def continual(cfg: Config, method: str = "config", progress: bool = True,
@@ -66,7 +61,7 @@ def continual(cfg: Config, method: str = "config", progress: bool = True,
         run = run_sequence(agent, family.name, tasks, prior, tr.noise_var, method,
                            m.continual_steps, m.eval_episodes, tr.seed, 4, m.replay_per_task,
                            on_task=lambda i: bar.update(job, completed=i + 1),
-                           strength=m.prior_strength, heads=heads_fit(cfg))
+                           strength=m.prior_strength, heads=HeadsFit.from_meta(m))
         bar.update(job, description="scratch reference")
         ref = scratch_curves(agent, family.name, tasks, prior, tr.noise_var, m.continual_steps,
                              m.eval_episodes, tr.seed)
