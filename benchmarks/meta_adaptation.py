@@ -55,12 +55,13 @@ def curves_for(agent, prior, task, eval_episodes: int, seed: int) -> dict[str, l
     broad = broad_prior(agent, n_actions, (prior.feat_mean, prior.feat_std))
     out = {}
     pooled_ft = GaussianPrior(prior.pooled, broad.precision, prior.feat_mean, prior.feat_std)
-    for name, start, select in (("meta-prior", prior.gaussian(), False),
-                                ("meta+select", prior.gaussian(), True),
-                                ("scratch", broad, False), ("scratch+select", broad, True),
-                                ("pooled+ft", pooled_ft, False)):
+    for name, start, select, mixture in (
+            ("meta-prior", prior.gaussian(), False, prior.mixture),
+            ("meta+select", prior.gaussian(), True, prior.mixture),
+            ("scratch", broad, False, None), ("scratch+select", broad, True, None),
+            ("pooled+ft", pooled_ft, False, None)):
         run = adapt_blq(agent, task, start, prior.noise_var, SCHEDULE, eval_episodes, seed,
-                        select)
+                        select, mixture)
         run.learner.vec.close()
         out[name] = run.returns
     ro = Readout(prior.pooled[:, :-1], prior.pooled[:, -1], prior.feat_mean, prior.feat_std)

@@ -250,6 +250,10 @@ class MetaConfig:
     hyper_episodes: int = _f(
         32, "random-policy episodes per training task that score the reservoir candidates", 1,
         100_000)
+    mixture: bool = _f(
+        True, "a family with a discrete task parameter (CartPoleFlip's direction) gets one prior "
+        "mean per value, sharing one covariance; adaptation infers a new task's value from its "
+        "episode returns (off: one Gaussian prior for all tasks)")
     adapt_select: bool = _f(
         True, "`alchemy adapt`: the adapted readout is the posterior mean or posterior draw that "
         "earned the highest episode return so far (off: the posterior mean)")

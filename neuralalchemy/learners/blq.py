@@ -379,6 +379,17 @@ class Blq:
         self.prior_shift = self.prior_precision @ self.mu.ravel()
         self.sampled = self._draw(self.tr.num_envs)
 
+    def recentre(self, mean: np.ndarray) -> None:
+        """Move the prior's mean to ``mean`` (A, D), keeping its precision, and refit on the
+        transitions so far (a mixture prior whose component the task turned out to be another:
+        the data stay, the prior they are weighed against changes)."""
+        self.mu = np.asarray(mean, dtype=np.float64).copy()
+        self.prior_shift = self.prior_precision @ self.mu.ravel()
+        if self.replay.size:
+            self._refit()
+        else:
+            self.sampled = self._draw(self.tr.num_envs)
+
     def summary(self) -> dict[str, Any]:
         """Counters and the last refit's diagnostics."""
         return {"algorithm": "blq", "iteration": self.iteration, "env_steps": self.env_steps,

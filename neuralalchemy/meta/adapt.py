@@ -35,7 +35,7 @@ from neuralalchemy.config import ConfigError
 from neuralalchemy.fsio import atomic_write_json
 from neuralalchemy.learners.base import Readout
 from neuralalchemy.learners.blq import Blq, GaussianPrior
-from neuralalchemy.meta.core import Agent, MetaPrior, new_blq, save_agent
+from neuralalchemy.meta.core import Agent, MetaPrior, Mixture, new_blq, save_agent
 from neuralalchemy.meta.reservoir_prior import ReservoirPrior
 from neuralalchemy.records import new_run_dir, write_metrics, write_provenance
 from neuralalchemy.train import evaluate_readout
@@ -53,40 +53,94 @@ class Adaptation:
     online: list[float]           # return of each adaptation (Thompson) episode
     learner: Blq
     final: Readout                # the adapted readout (after the last stage)
+    kinds: KindPosterior | None = None  # the posterior over a mixture prior's kinds
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready curve."""
-        return {"episodes": self.episodes, "returns": [round(r, 2) for r in self.returns],
-                "online_returns": [round(r, 2) for r in self.online]}
+        """JSON-ready curve (and, with a mixture prior, the kind posterior after each episode)."""
+        out: dict[str, Any] = {"episodes": self.episodes,
+                               "returns": [round(r, 2) for r in self.returns],
+                               "online_returns": [round(r, 2) for r in self.online]}
+        if self.kinds is not None:
+            out["kinds"] = self.kinds.mixture.kinds
+            out["kind_posterior"] = [[round(p, 4) for p in row] for row in self.kinds.trace]
+        return out
 
 
 def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
               noise_var: float | None, schedule: tuple[int, ...], eval_episodes: int,
-              seed: int, select: bool = False) -> Adaptation:
+              seed: int, select: bool = False, mixture: Mixture | None = None) -> Adaptation:
     """Adapt from ``prior`` on ``task``, evaluating after every stage of ``schedule``
     (exploration as ``exploration.thompson`` says: Thompson sampling by default).
 
     ``select``: return-guided selection (:class:`_Selection`); otherwise the readout after ``k``
-    episodes is the posterior mean."""
+    episodes is the posterior mean. ``mixture``: ``prior`` is centred on the most probable kind
+    (its precision is every kind's); after each episode the task's posterior over the kinds is
+    updated from that episode's return (:class:`KindPosterior`) and, when another kind becomes
+    the most probable, the prior is re-centred on it and refitted on the data so far."""
     torch.set_num_threads(1)
     if select and not agent.cfg.exploration.thompson:
         raise ConfigError("meta.adapt_select acts on posterior draws, which needs "
                           "exploration.thompson: true; set it, or use --no-select")
     ctx = agent.context(task, seed=seed, num_envs=1, refit_every=10**7)
     blq = new_blq(ctx, prior, noise_var)
+    kinds = KindPosterior(mixture) if mixture is not None else None
+    if kinds is not None:
+        blq.recentre(mixture.means[kinds.current])
     returns, online, done = [], [], 0
     chooser = _Selection(blq) if select else None
     ro = blq.readout()
     for k in sorted(set(schedule)):
-        if k > done:
+        if kinds is not None:               # one episode at a time: the kind may change
+            while len(online) < k:
+                ret = chooser.episode() if chooser is not None else float(
+                    blq.run_episodes(1).returns[0])
+                online.append(ret)
+                if kinds.observe(ret):
+                    blq.recentre(kinds.mixture.means[kinds.current])
+                    if chooser is not None:
+                        chooser.switch(kinds.current)
+        elif k > done:
             if chooser is not None:
                 online += [chooser.episode() for _ in range(k - done)]
             else:
                 online += [float(r) for r in blq.run_episodes(k - done).returns]
-            done = k
+        done = max(done, k)
         ro = blq.readout() if chooser is None else chooser.best(blq.readout())
         returns.append(float(evaluate_readout(ctx, ro, eval_episodes).mean()))
-    return Adaptation(sorted(set(schedule)), returns, online, blq, ro)
+    return Adaptation(sorted(set(schedule)), returns, online, blq, ro, kinds)
+
+
+class KindPosterior:
+    """A new task's posterior over the kinds of a mixture prior, from its episode returns.
+
+    Starts at the kinds' prior weights; an episode that acted on kind ``j``'s readout and
+    returned ``G`` multiplies kind ``k``'s probability by ``N(G; m_jk, s_jk²)``, the returns kind
+    ``j``'s policy earned on kind ``k``'s training tasks (:class:`~neuralalchemy.meta.core.
+    Mixture`). The readout acted on is the current kind's posterior mean or a draw around it,
+    taken as that kind's policy."""
+
+    def __init__(self, mixture: Mixture):
+        self.mixture = mixture
+        self.log_p = np.log(np.asarray(mixture.weights, dtype=np.float64))
+        self.log_p -= np.logaddexp.reduce(self.log_p)
+        self.current = int(np.argmax(self.log_p))
+        self.trace: list[list[float]] = [self.probabilities.tolist()]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """p(kind | the returns so far), (K,)."""
+        return np.exp(self.log_p)
+
+    def observe(self, ret: float) -> bool:
+        """Weigh in one episode's return (acted on the current kind); True when the most
+        probable kind changes (then it is the current one)."""
+        mean, std = self.mixture.returns[self.current].T
+        self.log_p += -0.5 * ((ret - mean) / std) ** 2 - np.log(std)
+        self.log_p -= np.logaddexp.reduce(self.log_p)
+        self.trace.append(self.probabilities.tolist())
+        best = int(np.argmax(self.log_p))
+        changed, self.current = best != self.current, best
+        return changed
 
 
 class _Selection:
@@ -102,18 +156,27 @@ class _Selection:
         self.blq = blq
         self.tried: list[tuple[np.ndarray, list[float]]] = []
         self.draw_next = False
+        self.kind = 0
+        self.kind_of: list[int] = []  # the kind each tried readout was proposed under
+
+    def switch(self, kind: int) -> None:
+        """The task's most probable kind is now ``kind``: readouts proposed under another kind
+        no longer compete, and the next episode acts on the new posterior mean."""
+        self.kind, self.draw_next = kind, False
 
     def _leader(self) -> tuple[np.ndarray, list[float]] | None:
-        return max(self.tried, key=lambda t: float(np.mean(t[1])), default=None)
+        mine = [t for t, k in zip(self.tried, self.kind_of) if k == self.kind]
+        return max(mine, key=lambda t: float(np.mean(t[1])), default=None)
 
     def episode(self) -> float:
         """Act for one episode, update the posterior; that episode's return."""
         blq, lead = self.blq, self._leader()
-        if lead is not None and len(lead[1]) == 1 and len(self.tried) > 1:
+        if lead is not None and len(lead[1]) == 1 and self.kind_of.count(self.kind) > 1:
             entry = lead                                    # confirm a new leader
         else:
             entry = (blq.sampled[0].copy() if self.draw_next else blq.mu.copy(), [])
             self.tried.append(entry)
+            self.kind_of.append(self.kind)
             self.draw_next = not self.draw_next
         blq.sampled[0] = entry[0]
         ret = float(blq.run_episodes(1).returns[0])
@@ -201,7 +264,7 @@ def adapt(agent: Agent, prior: MetaPrior, task: dict[str, float] | None, episode
     start = time.perf_counter()
     schedule = tuple(k for k in SCHEDULE if k < episodes) + (episodes,)
     run = adapt_blq(agent, task, prior.gaussian(), prior.noise_var, schedule, eval_episodes, seed,
-                    agent.cfg.meta.adapt_select)
+                    agent.cfg.meta.adapt_select, prior.mixture)
     calib = calibration(run.learner, max(2, eval_episodes // 2), seed + 10_000)
     ro = run.final
     run.learner.vec.close()

@@ -158,6 +158,38 @@ def predictive_gaussian(mean: np.ndarray, std: np.ndarray, factor: np.ndarray,
 
 
 @dataclass
+class Mixture:
+    """A prior with one readout mean per *task kind* (a value of the family's discrete task
+    parameters, e.g. CartPoleFlip's ``direction``), all sharing the covariance of the
+    :class:`MetaPrior` that holds it; and what the kinds' policies earn on each other's tasks,
+    from which a new task's kind is inferred.
+
+    ``returns[j, k]`` = (mean, std) of the episode return of component ``j``'s mean readout on the
+    training tasks of kind ``k``: the likelihood of an adaptation episode's return, given the
+    task's kind, when the agent acted on component ``j``."""
+
+    means: np.ndarray      # (K, A, D)
+    weights: np.ndarray    # (K,) prior probability of each kind
+    returns: np.ndarray    # (K, K, 2)
+    kinds: list[dict[str, float]]  # the discrete task values of each component
+
+    def to_extras(self) -> dict[str, np.ndarray]:
+        """Arrays stored with the checkpoint (``extra.prior.mixture.*``)."""
+        return {"prior.mixture.means": self.means, "prior.mixture.weights": self.weights,
+                "prior.mixture.returns": self.returns,
+                "prior.mixture.kinds": np.array(json.dumps(self.kinds))}
+
+    @classmethod
+    def from_extras(cls, ex: dict[str, np.ndarray]) -> Mixture | None:
+        """The mixture stored by :meth:`to_extras`, or None."""
+        if "prior.mixture.means" not in ex:
+            return None
+        return cls(np.asarray(ex["prior.mixture.means"]), np.asarray(ex["prior.mixture.weights"]),
+                   np.asarray(ex["prior.mixture.returns"]),
+                   json.loads(str(ex["prior.mixture.kinds"])))
+
+
+@dataclass
 class MetaPrior:
     """A new task's readout prior ``N(mean, factor·factorᵀ + diag std²)`` over all actions'
     readouts (``mean``, ``std`` (A, D = features + 1); ``factor`` (A·D, k) on ``w.ravel()``) on
@@ -176,6 +208,7 @@ class MetaPrior:
     noise_var: float
     info: dict[str, Any]
     reservoir: ReservoirPrior | None = None  # the hyperparameter prior (None: not fitted)
+    mixture: Mixture | None = None  # one prior mean per task kind (None: one Gaussian)
 
     def covariance(self) -> np.ndarray:
         """(A·D, A·D) prior covariance of ``w.ravel()``."""
@@ -192,6 +225,8 @@ class MetaPrior:
         out["prior.info"] = np.array(json.dumps({**self.info, "noise_var": self.noise_var}))
         if self.reservoir is not None:
             out.update(self.reservoir.to_extras())
+        if self.mixture is not None:
+            out.update(self.mixture.to_extras())
         return out
 
     @classmethod
@@ -204,7 +239,15 @@ class MetaPrior:
         info = json.loads(str(ex["prior.info"]))
         noise_var = float(info.pop("noise_var"))
         return cls(**{k: np.asarray(ex[f"prior.{k}"]) for k in PRIOR_KEYS},
-                   noise_var=noise_var, info=info, reservoir=ReservoirPrior.from_extras(ex))
+                   noise_var=noise_var, info=info, reservoir=ReservoirPrior.from_extras(ex),
+                   mixture=Mixture.from_extras(ex))
+
+    def component_prior(self, k: int, scale: float = 1.0) -> GaussianPrior:
+        """Component ``k``'s Gaussian (the mixture's shared covariance around its mean)."""
+        if self.mixture is None:
+            raise ValueError("this prior has one component")
+        return predictive_gaussian(self.mixture.means[k], self.std, self.factor, self.feat_mean,
+                                   self.feat_std, scale)
 
 
 def find_prior_checkpoint(source: str | None, root: str) -> tuple[Path, Checkpoint]:

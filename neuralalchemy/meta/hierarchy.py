@@ -164,6 +164,110 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
                         factor, med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
 
 
+@dataclass
+class MixtureFit:
+    """What SVI learned for a mixture prior: one mean per component, the rest shared."""
+
+    means: np.ndarray        # (K, A, D) posterior means of the components' μ_k
+    mu_std: np.ndarray       # (K, A, D) their posterior std
+    weights: np.ndarray      # (K,) posterior mean of the mixing weights π
+    tau: np.ndarray          # (A, D) posterior median of τ (shared)
+    factor: np.ndarray       # (A·D, k + 1) posterior median of U and the level column (shared)
+    task_mean: np.ndarray    # (T, A, D) posterior means of the task readouts w_t
+    elbo: np.ndarray         # ELBO per SVI step (higher is better)
+
+    def predictive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Component means and the covariance they share, ``factor·factorᵀ + diag std²``
+        (``std²`` = τ² plus the weighted mean of the components' ``Var[μ_k]``):
+        (means (K, A, D), std (A, D), factor)."""
+        var_mu = np.einsum("k,kad->ad", self.weights, self.mu_std ** 2)
+        return self.means, np.sqrt(self.tau ** 2 + var_mu), self.factor
+
+
+def mixture_model(stats: SuffStats, hyper: HyperPrior, labels: torch.Tensor,
+                  components: int) -> None:
+    """The model of the module docstring with one prior mean per component: task ``t`` belongs
+    to component ``c_t`` (observed while training: ``labels``), ``c_t ~ Categorical(π)``,
+    ``π ~ Dirichlet(1)``, ``μ_k ~ N(0, s_μ²)`` and ``w_t ~ N(μ_{c_t}, U Uᵀ + s_ℓ² v vᵀ + diag τ²)``;
+    ``τ``, ``U`` and the level are shared by all components."""
+    import pyro
+    import pyro.distributions as dist
+
+    n_tasks, n_actions, dim = stats["xty"].shape
+    weights = pyro.sample("weights", dist.Dirichlet(torch.ones(components, dtype=torch.float64)))
+    with pyro.plate("components", components):
+        mu = pyro.sample("mu", dist.Normal(
+            torch.zeros(components, n_actions, dim, dtype=torch.float64),
+            hyper.mu_scale).to_event(2))
+    zeros = torch.zeros(n_actions, dim, dtype=torch.float64)
+    tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
+                                            hyper.tau_scale).to_event(2))
+    level = pyro.sample("level", dist.LogNormal(torch.tensor(math.log(hyper.level_loc),
+                                                             dtype=torch.float64), 2.0))
+    columns = [level * level_direction(n_actions, dim)[:, None]]
+    if hyper.rank > 0:
+        columns.insert(0, pyro.sample("U", dist.Normal(
+            torch.zeros(n_actions * dim, hyper.rank, dtype=torch.float64),
+            hyper.factor_scale).to_event(2)))
+    with pyro.plate("tasks", n_tasks):
+        c = pyro.sample("c", dist.Categorical(weights), obs=labels)
+        loc = mu.reshape(components, n_actions * dim)[c]
+        w = pyro.sample("w", dist.LowRankMultivariateNormal(loc, torch.cat(columns, dim=-1),
+                                                            tau.reshape(-1) ** 2))
+        pyro.factor("q_data", gaussian_loglik(w.reshape(n_tasks, n_actions, dim), stats))
+
+
+def fit_mixture(stats: SuffStats, labels: np.ndarray, steps: int = 2000, lr: float = 0.02,
+                seed: int = 0, hyper: HyperPrior | None = None) -> MixtureFit:
+    """Fit :func:`mixture_model` to tasks whose components ``labels`` (T,) are known (values
+    ``0 … K−1``, each present) with SVI (clipped Adam, ``Trace_ELBO``, an ``AutoNormal`` guide),
+    starting every ``w_t`` at its ridge solution and each ``μ_k`` at its tasks' mean."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal, init_to_value
+    from pyro.optim import ClippedAdam
+
+    hyper = hyper or HyperPrior()
+    labels = np.asarray(labels, dtype=np.int64)
+    components = int(labels.max()) + 1
+    if labels.min() < 0 or len(np.unique(labels)) != components:
+        raise ValueError(f"labels must use every component 0..K-1, got {sorted(set(labels))}")
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    init_w = _ridge(stats, 1.0 / hyper.tau_loc ** 2)
+    n_tasks, n_actions, dim = init_w.shape
+    c = torch.as_tensor(labels)
+    means = torch.stack([init_w[c == k].mean(0) for k in range(components)])
+    counts = torch.as_tensor(np.bincount(labels, minlength=components), dtype=torch.float64)
+    init = {"w": init_w.reshape(n_tasks, -1), "mu": means,
+            "weights": (counts + 1) / (counts.sum() + components),
+            "tau": torch.full_like(init_w[0], hyper.tau_loc)}
+    biases = init_w[:, :, -1].mean(1)
+    init["level"] = torch.clamp(biases.std() if n_tasks > 1 else torch.tensor(1.0), min=1e-3)
+    if hyper.rank > 0:
+        init["U"] = _principal_directions(init_w - means[c], hyper.rank)
+
+    def model_(s: SuffStats) -> None:
+        mixture_model(s, hyper, c, components)
+
+    guide = AutoNormal(model_, init_loc_fn=init_to_value(values=init), init_scale=0.01)
+    svi = SVI(model_, guide, ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
+              Trace_ELBO())
+    elbo = np.empty(steps)
+    for i in range(steps):
+        elbo[i] = -svi.step(stats)
+    with torch.no_grad():
+        med = guide.median(stats)
+        mu_std = pyro.param("AutoNormal.scales.mu").detach()
+        weights = (counts + 1) / (counts.sum() + components)  # E[π | labels] (conjugate)
+    columns = [float(med["level"]) * level_direction(n_actions, dim).numpy()[:, None]]
+    if hyper.rank > 0:
+        columns.insert(0, med["U"].numpy())
+    return MixtureFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), weights.numpy(),
+                      med["tau"].numpy().copy(), np.concatenate(columns, axis=1),
+                      med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
+
+
 def level_direction(n_actions: int, dim: int) -> torch.Tensor:
     """The common-mode direction of the value level: 1 on every action's bias weight."""
     v = torch.zeros(n_actions * dim, dtype=torch.float64)

@@ -35,6 +35,7 @@ from neuralalchemy.learners.optim import l2_precision
 from neuralalchemy.meta.core import (
     Agent,
     MetaPrior,
+    Mixture,
     build_agent,
     family_of,
     new_blq,
@@ -45,6 +46,7 @@ from neuralalchemy.meta.hierarchy import (
     HyperPrior,
     SuffStats,
     fit_hierarchy,
+    fit_mixture,
     pooled_readout,
     suff_stats,
 )
@@ -156,6 +158,37 @@ def score_candidates(agent: Agent, cand: np.ndarray, tasks: list[dict[str, float
     return evidence, nets
 
 
+def task_kinds(family: Any, tasks: list[dict[str, float]]) -> tuple[list[dict[str, float]],
+                                                                     np.ndarray]:
+    """The kinds (values of the family's discrete task parameters) among ``tasks``, and each
+    task's kind index (T,). No discrete parameters: one kind."""
+    keys = sorted(family.env_class.TASK_CHOICES)
+    values = [tuple(float(t[k]) for k in keys) for t in tasks]
+    kinds = sorted(set(values), reverse=True)
+    labels = np.array([kinds.index(v) for v in values], dtype=np.int64)
+    return [dict(zip(keys, v)) for v in kinds], labels
+
+
+def kind_returns(agent: Agent, tasks: list[dict[str, float]], labels: np.ndarray,
+                 means: np.ndarray, feat: tuple[np.ndarray, np.ndarray],
+                 episodes: int) -> np.ndarray:
+    """(K, K, 2): mean and std of the greedy episode return of component ``j``'s mean readout
+    on the training tasks of kind ``k`` (``episodes`` episodes per task). The std has a floor of
+    5 % of the spread between the cells' means (at least 1): one task's episodes can agree
+    closely, and a likelihood that sharp would decide on one episode's luck."""
+    k = len(means)
+    got: list[list[list[float]]] = [[[] for _ in range(k)] for _ in range(k)]
+    for task, label in zip(tasks, labels):
+        ctx = agent.context(task)
+        for j, w in enumerate(means):
+            ro = Readout(w[:, :-1].copy(), w[:, -1].copy(), feat[0], feat[1])
+            got[j][label] += evaluate_readout(ctx, ro, episodes).tolist()
+    mean = np.array([[np.mean(c) for c in row] for row in got])
+    floor = max(1.0, 0.05 * float(mean.max() - mean.min()))
+    std = np.array([[max(float(np.std(c)), floor) for c in row] for row in got])
+    return np.stack([mean, std], axis=-1)
+
+
 def task_stats(fits: list[TaskFit]) -> SuffStats:
     """Sufficient statistics of every task's regression."""
     return suff_stats([f.x for f in fits], [f.y for f in fits],
@@ -212,17 +245,29 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
                                  m.eval_episodes))
         bar.update(job, completed=m.train_tasks, status="SVI")
         stats = task_stats(fits)
-        fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
+        kinds, labels = task_kinds(family, tasks) if m.mixture else ([], np.zeros(0))
+        mixture = None
+        if len(kinds) > 1:
+            fit = fit_mixture(stats, labels, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
+            means, std, factor = fit.predictive()
+            mean = means[int(np.argmax(fit.weights))]
+            bar.update(job, status="kinds' returns")
+            mixture = Mixture(means, fit.weights,
+                              kind_returns(agent, tasks, labels, means, feat, m.eval_episodes),
+                              kinds)
+        else:
+            fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
+            mean, std, factor = fit.predictive()
         bar.update(job, completed=m.train_tasks + 1, status="done")
-    mean, std, factor = fit.predictive()
     noise_var = float(np.median([f.noise_var for f in fits]))
     info = {"family": family.name, "family_env": family.env_id, "train_tasks": tasks,
             "task_returns": [f.eval_return for f in fits],
             "svi_steps": m.svi_steps, "svi_lr": m.svi_lr, "tau_loc": m.tau_loc,
             "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank}
     lam = float(prior.precision[0, 0])
-    meta_prior = MetaPrior(mean, std, factor, fit.mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
-                           fit.elbo, pooled_readout(stats, lam), noise_var, info, rprior)
+    mu_std = fit.mu_std if mixture is None else fit.mu_std[int(np.argmax(fit.weights))]
+    meta_prior = MetaPrior(mean, std, factor, mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
+                           fit.elbo, pooled_readout(stats, lam), noise_var, info, rprior, mixture)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", f"meta-{family.name}")
     write_provenance(run_dir, cfg, {"kind": "meta-train", "tasks": tasks})
     ro = Readout(mean[:, :-1].copy(), mean[:, -1].copy(), feat[0], feat[1])
@@ -242,6 +287,10 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
                "env_steps": learner["env_steps"], "final_elbo": float(fit.elbo[-1]),
                "prior_std_median": float(np.median(std)), "noise_var": noise_var,
                "reservoir": _reservoir_summary(agent, rprior),
+               "mixture": None if mixture is None else {
+                   "kinds": mixture.kinds, "weights": mixture.weights.round(4).tolist(),
+                   "task_kinds": labels.tolist(),
+                   "returns": mixture.returns.round(2).tolist()},
                "wall_s": round(time.perf_counter() - start, 2), "checkpoint": "checkpoint.npz"}
     atomic_write_json(run_dir / "summary.json", summary)
     return MetaResult(run_dir, meta_prior, summary)
