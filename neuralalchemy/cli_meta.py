@@ -77,10 +77,35 @@ def meta_train_cmd(env_id: str | None, config_path: str | None, overrides: Seque
         ("env steps", f"{s['env_steps']:,}"),
         ("prior", f"median std {s['prior_std_median']:.3f} per readout weight; "
                   f"final ELBO {s['final_elbo']:.1f}"),
+        *_kind_rows(s.get("mixture")),
         ("wall time", f"{s['wall_s']:.1f} s"),
         ("ELBO plot", str(result.run_dir / "elbo.png")),
-        ("next", "alchemy adapt --task length=0.6,masspole=0.3,force_mag=8"),
+        ("next", "alchemy adapt --task length=0.6,masspole=0.3,force_mag=8"
+                 + (",direction=1" if s.get("mixture") else "")),
     ])
+
+
+def _kind(kind: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in kind.items())
+
+
+def _kind_rows(mix: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A mixture prior's kinds: how many training tasks each had, what each kind's policy earns
+    on each kind's tasks (the likelihood adaptation infers a new task's kind from)."""
+    if not mix:
+        return []
+    counts = [mix["task_kinds"].count(k) for k in range(len(mix["kinds"]))]
+    rows = [("prior components", "; ".join(
+        f"{_kind(kd)}: {n} task(s), weight {w:.2f}"
+        for kd, n, w in zip(mix["kinds"], counts, mix["weights"])))]
+    return rows + _earn_rows(mix["kinds"], mix["returns"])
+
+
+def _earn_rows(kinds: list[dict[str, float]],
+               returns: list[list[list[float]]]) -> list[tuple[str, str]]:
+    return [(f"  {_kind(kd)} policy earns", "; ".join(
+        f"{m:.0f} ± {sd:.0f} on {_kind(other)}" for other, (m, sd) in zip(kinds, row)))
+        for kd, row in zip(kinds, returns)]
 
 
 @click.command()
@@ -135,6 +160,9 @@ def adapt(source: str | None, task: str | None, split: str, episodes: int | None
                         f"targets and {c['coverage']:.1%} of the discounted returns inside the "
                         f"{c['level']:.0%} predictive interval"),
         *_reservoir_posterior_rows(s["reservoir_posterior"]),
+        *([("task kind", "; ".join(
+            f"p({_kind(kd)}) = {p:.3f}" for kd, p in zip(s["kinds"], s["kind_posterior"][-1]))
+            + f" after {len(s['kind_posterior']) - 1} episode(s)")] if "kinds" in s else []),
         ("plot", str(run_dir / "adaptation.png")),
     ])
 
@@ -203,6 +231,13 @@ def show(source: str | None, root: str, top: int) -> None:
             ("noise variance", f"{p.noise_var:.3g}"),
             ("task directions", _factor_text(p)),
             ("final ELBO", f"{float(p.elbo[-1]):.1f} after {len(p.elbo)} SVI steps")]
+    if p.mixture is not None:
+        mix = p.mixture
+        likeliest = mix.kinds[int(np.argmax(mix.weights))]
+        rows.append(("prior components", "; ".join(
+            f"{_kind(kd)}: weight {w:.2f}" for kd, w in zip(mix.kinds, mix.weights))
+            + f" (the rows below describe the most probable, {_kind(likeliest)})"))
+        rows += _earn_rows(mix.kinds, mix.returns.tolist())
     for a in range(p.mean.shape[0]):
         sd = p.std[a]
         rows.append((f"action {a} prior std", f"median {np.median(sd):.3f}, "

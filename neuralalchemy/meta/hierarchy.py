@@ -28,6 +28,10 @@ Inference is Pyro's stochastic variational inference (``SVI`` with ``Trace_ELBO`
 mean-field ``AutoNormal`` guide over ``μ``, ``τ`` (in log space) and every ``w_t``. The prior for
 a new task is the posterior predictive of ``w``: ``N(E[μ], E[U]E[U]ᵀ + diag(E[τ]² + Var[μ]))``,
 which :mod:`neuralalchemy.learners.blq` turns into a closed-form posterior from a few episodes.
+
+A family with discrete task parameters has *kinds* of tasks (CartPole-flip's two directions),
+whose readouts sit around different means: :func:`mixture_model` gives each kind its own ``μ_k``
+(the training tasks' kinds observed, ``π ~ Dirichlet(1)``) and shares ``τ``, ``U`` and the level.
 """
 
 from __future__ import annotations
