@@ -5,7 +5,8 @@ the same observation), meta-train once, then on held-out tasks of the ``within``
 ``extrapolation`` splits measure the greedy return after 0, 1, 2, 5, 10 episodes of experience:
 
 * ``meta-prior``: Bayesian linear Q from the learned prior (Thompson sampling), the posterior
-  mean evaluated;
+  mean evaluated; on a family with task kinds (CartPole-flip's direction) the prior is a mixture
+  and the task's kind is inferred from its episode returns (``meta.mixture``);
 * ``meta+select``: the same with return-guided selection (``meta.adapt_select``): episodes act
   in turn on the posterior mean and on a posterior draw, and the readout with the highest mean
   episode return is evaluated;
@@ -163,7 +164,10 @@ def main() -> None:
                "more, and the adapted readout is the one with the highest mean episode return. "
                "Asymptote = the higher of meta-prior's and "
                "meta+select's return after 10 episodes. Goal: 90 % of asymptote within 2 "
-               "episodes, ≥ 5× fewer episodes than scratch, above pooled on cartpole_flip.")
+               "episodes, ≥ 5× fewer episodes than scratch, above pooled on cartpole_flip. "
+               "On cartpole_flip the meta-prior is a mixture with one mean per direction "
+               "(`meta.mixture`): the meta rows start on the direction of most training tasks "
+               "and infer the task's direction from each episode's return.")
     if not args.no_write and not args.quick:
         write_section("meta_adaptation", "Meta-prior adaptation on held-out tasks",
                       caption + "\n\n" + text + "\n\nThe reservoir each family's agent runs "
