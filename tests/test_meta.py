@@ -554,7 +554,8 @@ def test_flip_family_infers_the_task_kind_end_to_end(tmp_path, monkeypatch):
     """CartPole-flip: meta-train fits one prior mean per direction; adapting to a task of the
     minority direction starts from the majority's policy, which fails at once, and the return
     of that episode moves the task's posterior to its own direction, whose policy then works
-    (measured: greedy return 12.8 after 0 episodes, 50.4 after 3)."""
+    (measured: greedy return 12.8 after 0 episodes; 50.4 after 1, the new kind's posterior mean,
+    as the failed readout of the rejected kind no longer competes; 61.7 after 3)."""
     monkeypatch.chdir(tmp_path)
     small = ["--set", "meta.train_tasks=4", "--set", "meta.task_steps=6000",
              "--set", "meta.svi_steps=300", "--set", "meta.norm_episodes=4",
@@ -573,4 +574,5 @@ def test_flip_family_infers_the_task_kind_end_to_end(tmp_path, monkeypatch):
     s = json.loads((next(runs.glob("*adapt-cartpole_flip")) / "summary.json").read_text())
     assert s["kind_posterior"][0][0] < 0.5 < s["kind_posterior"][-1][0]
     assert s["kind_posterior"][-1][0] > 0.9
-    assert s["returns"][-1] > 2 * s["returns"][0], s["returns"]
+    assert s["returns"][1] > 2 * s["returns"][0] and s["returns"][-1] > 2 * s["returns"][0], \
+        s["returns"]

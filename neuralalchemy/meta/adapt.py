@@ -87,7 +87,7 @@ def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
     if kinds is not None:
         blq.recentre(mixture.means[kinds.current])
     returns, online, done = [], [], 0
-    chooser = _Selection(blq) if select else None
+    chooser = _Selection(blq, kinds.current if kinds is not None else 0) if select else None
     ro = blq.readout()
     for k in sorted(set(schedule)):
         if kinds is not None:               # one episode at a time: the kind may change
@@ -152,11 +152,11 @@ class _Selection:
     posterior proposes policies and the task's returns choose, so a fit to a few episodes'
     Bellman targets cannot displace a policy that already does well."""
 
-    def __init__(self, blq: Blq):
+    def __init__(self, blq: Blq, kind: int = 0):
         self.blq = blq
         self.tried: list[tuple[np.ndarray, list[float]]] = []
         self.draw_next = False
-        self.kind = 0
+        self.kind = kind  # the task's most probable kind (0 without a mixture prior)
         self.kind_of: list[int] = []  # the kind each tried readout was proposed under
 
     def switch(self, kind: int) -> None:
