@@ -63,6 +63,10 @@ Acrobot l, m, I; Pendulum l, m  1        [0.75, 1.25)  [0.5, 0.75) ∪ [1.25, 1.
 * ``"extrapolation"`` draws every parameter uniformly from its shell ``E_i`` (Packer et al.'s
   RandomExtreme setting), so every coordinate lies outside the within box.
 * Discrete parameters (``direction``) are drawn uniformly from their values in every split.
+  ``TaskFamily.tasks`` balances them in blocks: each run of ``len(values)`` consecutive tasks
+  holds every value once, in random order (blocked randomisation), so a set of 8 tasks of a
+  two-valued parameter has 4 of each, not 7 and 1 by chance, and the family's conflict between
+  kinds is measured on every set.
 
 ``TaskFamily.split_of(task)`` applies the same rule to any task; ``TaskFamily.tasks(split, n,
 seed)`` is deterministic and each call's first ``m`` tasks are those of ``tasks(split, m, seed)``.
@@ -256,7 +260,8 @@ class TaskFamily:
     """A distribution over tasks of one registered env, with train/within/extrapolation splits.
 
     ``ranges`` covers the env's continuous task keys; its discrete keys (``TASK_CHOICES``) are
-    drawn uniformly. See the module docstring for the split rule.
+    drawn uniformly (by :meth:`tasks`, balanced in blocks). See the module docstring for the
+    split rule.
     """
 
     name: str
@@ -302,12 +307,21 @@ class TaskFamily:
         return {key: values[key] for key in self.param_names}
 
     def tasks(self, split: Split, n: int, seed: int) -> list[Task]:
-        """``n`` tasks of ``split``, a deterministic function of ``seed`` (one stream per split)."""
+        """``n`` tasks of ``split``, a deterministic function of ``seed`` (one stream per split).
+        Each discrete parameter is balanced in blocks of its values' count (a random permutation
+        per block, from a stream of its own), so prefixes stay prefixes."""
         if n < 0:
             raise ValueError(f"family {self.name!r}: n must be >= 0, got {n}")
         self._check_split(split)
         rng = np.random.default_rng([seed, SPLITS.index(split)])
-        return [self.sample(rng, split) for _ in range(n)]
+        out = [self.sample(rng, split) for _ in range(n)]
+        for j, (key, options) in enumerate(self.env_class.TASK_CHOICES.items()):
+            blocks = np.random.default_rng([seed, SPLITS.index(split), 1 + j])
+            values = [options[int(i)] for _ in range(-(-n // len(options)))
+                      for i in blocks.permutation(len(options))]
+            for task, value in zip(out, values):
+                task[key] = float(value)
+        return out
 
     def split_of(self, task: Mapping[str, float]) -> Split | None:
         """The split ``task`` belongs to, or ``None`` when it is in none (e.g. partly extreme)."""
