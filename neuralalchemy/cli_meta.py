@@ -78,6 +78,7 @@ def meta_train_cmd(env_id: str | None, config_path: str | None, overrides: Seque
         ("prior", f"median std {s['prior_std_median']:.3f} per readout weight; "
                   f"final ELBO {s['final_elbo']:.1f}"),
         *_kind_rows(s.get("mixture")),
+        *_centre_rows(s.get("centres"), s.get("mixture")),
         ("wall time", f"{s['wall_s']:.1f} s"),
         ("ELBO plot", str(result.run_dir / "elbo.png")),
         ("next", "alchemy adapt --task length=0.6,masspole=0.3,force_mag=8"
@@ -99,6 +100,20 @@ def _kind_rows(mix: dict[str, Any] | None) -> list[tuple[str, str]]:
         f"{_kind(kd)}: {n} task(s), weight {w:.2f}"
         for kd, n, w in zip(mix["kinds"], counts, mix["weights"])))]
     return rows + _earn_rows(mix["kinds"], mix["returns"])
+
+
+def _centre_rows(centres: dict[str, Any] | None,
+                 mix: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Which readout each prior component is centred on (``meta.centre``), with the training
+    returns that chose it."""
+    if not centres:
+        return []
+    names = [_kind(k) for k in mix["kinds"]] if mix else ["all tasks"]
+    got = centres.get("returns")
+    return [("prior mean", "; ".join(
+        f"{n}: {c}" + (f" (training return svi {got['svi'][i]:.0f}, pooled "
+                       f"{got['pooled'][i]:.0f})" if got else f" (meta.centre: {centres['rule']})")
+        for i, (n, c) in enumerate(zip(names, centres["chosen"]))))]
 
 
 def _earn_rows(kinds: list[dict[str, float]],
@@ -238,6 +253,8 @@ def show(source: str | None, root: str, top: int) -> None:
             f"{_kind(kd)}: weight {w:.2f}" for kd, w in zip(mix.kinds, mix.weights))
             + f" (the rows below describe the most probable, {_kind(likeliest)})"))
         rows += _earn_rows(mix.kinds, mix.returns.tolist())
+    rows += _centre_rows(info.get("centres"), None if p.mixture is None else {
+        "kinds": p.mixture.kinds})
     for a in range(p.mean.shape[0]):
         sd = p.std[a]
         rows.append((f"action {a} prior std", f"median {np.median(sd):.3f}, "

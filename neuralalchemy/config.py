@@ -254,6 +254,11 @@ class MetaConfig:
         True, "a family with a discrete task parameter (CartPoleFlip's direction) gets one prior "
         "mean per value, sharing one covariance; adaptation infers a new task's value from its "
         "episode returns (off: one Gaussian prior for all tasks)")
+    centre: Literal["best", "svi", "pooled"] = _f(
+        "best", "each prior component's mean, the readout a new task starts from: 'svi' the "
+        "hierarchical model's mean, 'pooled' a ridge readout on the data of the component's "
+        "training tasks pooled, 'best' whichever earns the higher greedy return on those tasks "
+        "(meta.eval_episodes each)")
     adapt_select: bool = _f(
         True, "`alchemy adapt`: the adapted readout is the posterior mean or posterior draw that "
         "earned the highest episode return so far (off: the posterior mean)")

@@ -169,6 +169,25 @@ def test_a_mixture_prior_survives_the_checkpoint(tmp_path):
     np.testing.assert_array_equal(g1.mean, back.gaussian().mean)
 
 
+def test_fixed_centre_rules_take_the_svi_mean_or_each_kinds_pooled_readout():
+    """meta.centre 'svi' keeps the hierarchical means; 'pooled' fits one ridge readout to the
+    pooled data of each kind's training tasks alone (no evaluation episodes either way)."""
+    from neuralalchemy.meta.metatrain import choose_centres
+
+    _, _, _, stats = _synthetic(6, seed=3)
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    svi = np.random.default_rng(0).normal(size=(2, 2, 3))
+    kept, info = choose_centres(None, [], labels, svi, stats, 1.0, (None, None), 1, "svi")
+    np.testing.assert_array_equal(kept, svi)
+    assert info == {"rule": "svi", "chosen": ["svi", "svi"]}
+    pooled, info = choose_centres(None, [], labels, svi, stats, 1.0, (None, None), 1, "pooled")
+    for k in (0, 1):
+        own = {key: v[labels == k] for key, v in stats.items()}
+        np.testing.assert_allclose(pooled[k], pooled_readout(own, 1.0))
+        assert not np.allclose(pooled[k], pooled_readout(stats, 1.0))
+    assert info["chosen"] == ["pooled", "pooled"]
+
+
 def test_task_kinds_are_the_discrete_task_values():
     from neuralalchemy.meta.metatrain import task_kinds
     from neuralalchemy.task_families import FAMILIES
@@ -551,11 +570,11 @@ def test_carried_prior_weighs_the_old_evidence(beta):
 
 @pytest.mark.slow
 def test_flip_family_infers_the_task_kind_end_to_end(tmp_path, monkeypatch):
-    """CartPole-flip: meta-train fits one prior mean per direction; adapting to a task of the
-    minority direction starts from the majority's policy, which fails at once, and the return
-    of that episode moves the task's posterior to its own direction, whose policy then works
-    (measured: greedy return 12.8 after 0 episodes; 50.4 after 1, the new kind's posterior mean,
-    as the failed readout of the rejected kind no longer competes; 61.7 after 3)."""
+    """CartPole-flip: meta-train fits one prior mean per direction; with the training tasks
+    balanced (two of each) a new task starts on the first kind's policy (direction +1), which
+    fails at once on a task of direction −1, and the return of that episode moves the task's
+    posterior to its own direction, whose policy then works (measured: greedy return 12.2
+    after 0 episodes, 123.2 after 1, 2 and 3)."""
     monkeypatch.chdir(tmp_path)
     small = ["--set", "meta.train_tasks=4", "--set", "meta.task_steps=6000",
              "--set", "meta.svi_steps=300", "--set", "meta.norm_episodes=4",
@@ -566,13 +585,18 @@ def test_flip_family_infers_the_task_kind_end_to_end(tmp_path, monkeypatch):
     meta = json.loads((next(runs.glob("*meta-cartpole_flip")) / "summary.json").read_text())
     mix = meta["mixture"]
     assert mix["kinds"] == [{"direction": 1.0}, {"direction": -1.0}]
-    assert mix["task_kinds"] == [1, 1, 0, 1]       # the training tasks' directions: -, -, +, -
+    assert mix["task_kinds"] == [1, 0, 1, 0]       # the training tasks' directions: -, +, -, +
+    assert mix["weights"] == [0.5, 0.5]
     returns = np.array(mix["returns"])[:, :, 0]    # each kind's policy does better on its own
     assert returns[0, 0] > 3 * returns[0, 1] and returns[1, 1] > 3 * returns[1, 0], returns
+    centres = meta["centres"]                      # each mean is the better of two candidates
+    for k, pick in enumerate(centres["chosen"]):
+        other = "svi" if pick == "pooled" else "pooled"
+        assert centres["returns"][pick][k] >= centres["returns"][other][k], centres
     assert main(["adapt", "--episodes", "3",
-                 "--task", "length=0.6,masspole=0.2,force_mag=9,direction=1"]) == 0
+                 "--task", "length=0.6,masspole=0.2,force_mag=9,direction=-1"]) == 0
     s = json.loads((next(runs.glob("*adapt-cartpole_flip")) / "summary.json").read_text())
-    assert s["kind_posterior"][0][0] < 0.5 < s["kind_posterior"][-1][0]
-    assert s["kind_posterior"][-1][0] > 0.9
+    assert s["kind_posterior"][0] == [0.5, 0.5]
+    assert s["kind_posterior"][-1][1] > 0.9
     assert s["returns"][1] > 2 * s["returns"][0] and s["returns"][-1] > 2 * s["returns"][0], \
         s["returns"]

@@ -189,6 +189,41 @@ def kind_returns(agent: Agent, tasks: list[dict[str, float]], labels: np.ndarray
     return np.stack([mean, std], axis=-1)
 
 
+CENTRES = ("svi", "pooled")
+
+
+def choose_centres(agent: Agent, tasks: list[dict[str, float]], labels: np.ndarray,
+                   svi: np.ndarray, stats: SuffStats, lam: float,
+                   feat: tuple[np.ndarray, np.ndarray], episodes: int,
+                   rule: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Each component's mean (K, A, D) by ``rule`` (``meta.centre``), and what was measured.
+
+    The candidates of component ``k`` are the hierarchical model's mean ``svi[k]`` and the ridge
+    readout on the pooled data of the training tasks of kind ``k``. The first averages the
+    tasks' readouts; the second fits one readout to the union of their visited states, so it
+    is the better estimate of the value on states no single task's data covered. Which earns
+    more varies by family, so ``best`` measures both (greedy, ``episodes`` per task of the
+    kind) and keeps the higher."""
+    chosen, table = svi.copy(), {c: [] for c in CENTRES}
+    for k in range(len(svi)):
+        mine = torch.as_tensor(labels == k)
+        pooled = pooled_readout({key: v[mine] for key, v in stats.items()}, lam)
+        cand = {"svi": svi[k], "pooled": pooled}
+        if rule != "best":
+            chosen[k] = cand[rule]
+            continue
+        for name, w in cand.items():
+            ro = Readout(w[:, :-1].copy(), w[:, -1].copy(), feat[0], feat[1])
+            got = [evaluate_readout(agent.context(t), ro, episodes).mean()
+                   for t, lab in zip(tasks, labels) if lab == k]
+            table[name].append(round(float(np.mean(got)), 2))
+        chosen[k] = cand[max(CENTRES, key=lambda c: table[c][k])]
+    picked = [rule] * len(svi) if rule != "best" else [
+        max(CENTRES, key=lambda c: table[c][k]) for k in range(len(svi))]
+    return chosen, {"rule": rule, "chosen": picked, **({"returns": table} if rule == "best"
+                                                       else {})}
+
+
 def task_stats(fits: list[TaskFit]) -> SuffStats:
     """Sufficient statistics of every task's regression."""
     return suff_stats([f.x for f in fits], [f.y for f in fits],
@@ -246,25 +281,34 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
         bar.update(job, completed=m.train_tasks, status="SVI")
         stats = task_stats(fits)
         kinds, labels = task_kinds(family, tasks) if m.mixture else ([], np.zeros(0))
+        lam = float(prior.precision[0, 0])
         mixture = None
         if len(kinds) > 1:
             fit = fit_mixture(stats, labels, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
             means, std, factor = fit.predictive()
+        else:
+            labels = np.zeros(len(tasks), dtype=np.int64)
+            fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
+            mean, std, factor = fit.predictive()
+            means = mean[None]
+        bar.update(job, status="prior means")
+        means, centres = choose_centres(agent, tasks, labels, means, stats, lam, feat,
+                                        m.eval_episodes, m.centre)
+        if len(kinds) > 1:
             mean = means[int(np.argmax(fit.weights))]
             bar.update(job, status="kinds' returns")
             mixture = Mixture(means, fit.weights,
                               kind_returns(agent, tasks, labels, means, feat, m.eval_episodes),
                               kinds)
         else:
-            fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
-            mean, std, factor = fit.predictive()
+            mean = means[0]
         bar.update(job, completed=m.train_tasks + 1, status="done")
     noise_var = float(np.median([f.noise_var for f in fits]))
     info = {"family": family.name, "family_env": family.env_id, "train_tasks": tasks,
             "task_returns": [f.eval_return for f in fits],
             "svi_steps": m.svi_steps, "svi_lr": m.svi_lr, "tau_loc": m.tau_loc,
-            "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank}
-    lam = float(prior.precision[0, 0])
+            "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank,
+            "centres": centres}
     mu_std = fit.mu_std if mixture is None else fit.mu_std[int(np.argmax(fit.weights))]
     meta_prior = MetaPrior(mean, std, factor, mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
                            fit.elbo, pooled_readout(stats, lam), noise_var, info, rprior, mixture)
@@ -286,7 +330,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
                "task_returns": [round(f.eval_return, 2) for f in fits],
                "env_steps": learner["env_steps"], "final_elbo": float(fit.elbo[-1]),
                "prior_std_median": float(np.median(std)), "noise_var": noise_var,
-               "reservoir": _reservoir_summary(agent, rprior),
+               "reservoir": _reservoir_summary(agent, rprior), "centres": centres,
                "mixture": None if mixture is None else {
                    "kinds": mixture.kinds, "weights": mixture.weights.round(4).tolist(),
                    "task_kinds": labels.tolist(),
