@@ -78,7 +78,7 @@ OURS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
                     ("reservoir ARS", "cartpole.yaml", ("training.eval_every=1",))],
     "Acrobot-v1": [("reservoir BLQ", "acrobot.yaml", ()),
                    ("reservoir PPO", "acrobot_ppo.yaml", ())],
-    "MountainCar-v0": [("reservoir BLQ", "mountaincar.yaml", ())],
+    "MountainCar-v0": [("reservoir ARS", "mountaincar.yaml", ())],
     "Pendulum-v1": [("reservoir PPO", "pendulum.yaml", ())],
     "MaskedCartPole-v1": [("reservoir PPO", "masked_cartpole.yaml", ())],
     "MaskedPendulum-v1": [("reservoir PPO", "masked_pendulum.yaml", ())],

@@ -432,6 +432,7 @@ CONFIGS = {
     "masked_cartpole": "MaskedCartPole-v1", "masked_pendulum": "MaskedPendulum-v1",
     "sparse_cartpole": "SparseCartPole-v1", "cartpole_ppo": "CartPole-v1",
     "cartpole_blq": "CartPole-v1", "acrobot_ppo": "Acrobot-v1",
+    "mountaincar_blq": "MountainCar-v0",
 }
 
 
@@ -451,7 +452,7 @@ def test_sparse_cartpole_config_discounts_so_that_surviving_is_optimal():
 def test_shipped_configs_are_valid(name):
     cfg = load_config(ROOT / "configs" / f"{name}.yaml", environ={})
     assert cfg.env == CONFIGS[name]
-    assert cfg.training.algorithm in ("ppo", "blq")
+    assert cfg.training.algorithm in ("ppo", "blq", "ars")
 
 
 def test_every_issue_env_has_its_shipped_config():
