@@ -166,8 +166,11 @@ def main() -> None:
                "meta+select's return after 10 episodes. Goal: 90 % of asymptote within 2 "
                "episodes, ≥ 5× fewer episodes than scratch, above pooled on cartpole_flip. "
                "On cartpole_flip the meta-prior is a mixture with one mean per direction "
-               "(`meta.mixture`): the meta rows start on the direction of most training tasks "
-               "and infer the task's direction from each episode's return.")
+               "(`meta.mixture`; the tasks of every split are balanced between the directions): "
+               "the meta rows start on the most probable direction (the first on a tie) and "
+               "infer the task's direction from each episode's return. Each prior mean is the "
+               "SVI mean or the ridge readout on its kind's pooled data, whichever earns more "
+               "on its training tasks (`meta.centre`).")
     if not args.no_write and not args.quick:
         write_section("meta_adaptation", "Meta-prior adaptation on held-out tasks",
                       caption + "\n\n" + text + "\n\nThe reservoir each family's agent runs "
