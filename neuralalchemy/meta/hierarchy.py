@@ -104,14 +104,14 @@ def gaussian_loglik(w: torch.Tensor, stats: SuffStats) -> torch.Tensor:
     return ll.sum(-1)
 
 
-def model(stats: SuffStats, hyper: HyperPrior) -> None:
-    """The hierarchical model of the module docstring (Pyro sites ``mu``, ``tau``, ``w``)."""
+def _shared_covariance(n_actions: int, dim: int,
+                       hyper: HyperPrior) -> tuple[torch.Tensor, torch.Tensor]:
+    """The covariance sites every task shares (Pyro ``tau``, ``level``, ``U``): the per-weight
+    spread ``τ`` (A, D) and the factor ``[U, s_ℓ·v]`` (A·D, k + 1) of ``U Uᵀ + s_ℓ² v vᵀ``."""
     import pyro
     import pyro.distributions as dist
 
-    n_tasks, n_actions, dim = stats["xty"].shape
     zeros = torch.zeros(n_actions, dim, dtype=torch.float64)
-    mu = pyro.sample("mu", dist.Normal(zeros, hyper.mu_scale).to_event(2))
     tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
                                             hyper.tau_scale).to_event(2))
     level = pyro.sample("level", dist.LogNormal(torch.tensor(math.log(hyper.level_loc),
@@ -121,8 +121,19 @@ def model(stats: SuffStats, hyper: HyperPrior) -> None:
         columns.insert(0, pyro.sample("U", dist.Normal(
             torch.zeros(n_actions * dim, hyper.rank, dtype=torch.float64),
             hyper.factor_scale).to_event(2)))
-    w_prior = dist.LowRankMultivariateNormal(mu.reshape(-1), torch.cat(columns, dim=-1),
-                                             tau.reshape(-1) ** 2)
+    return tau, torch.cat(columns, dim=-1)
+
+
+def model(stats: SuffStats, hyper: HyperPrior) -> None:
+    """The hierarchical model of the module docstring (Pyro sites ``mu``, ``tau``, ``w``)."""
+    import pyro
+    import pyro.distributions as dist
+
+    n_tasks, n_actions, dim = stats["xty"].shape
+    zeros = torch.zeros(n_actions, dim, dtype=torch.float64)
+    mu = pyro.sample("mu", dist.Normal(zeros, hyper.mu_scale).to_event(2))
+    tau, factor = _shared_covariance(n_actions, dim, hyper)
+    w_prior = dist.LowRankMultivariateNormal(mu.reshape(-1), factor, tau.reshape(-1) ** 2)
     with pyro.plate("tasks", n_tasks):
         w = pyro.sample("w", w_prior.expand([n_tasks]))  # (…, T, A·D)
         w = w.reshape(*w.shape[:-1], n_actions, dim)
@@ -203,21 +214,11 @@ def mixture_model(stats: SuffStats, hyper: HyperPrior, labels: torch.Tensor,
         mu = pyro.sample("mu", dist.Normal(
             torch.zeros(components, n_actions, dim, dtype=torch.float64),
             hyper.mu_scale).to_event(2))
-    zeros = torch.zeros(n_actions, dim, dtype=torch.float64)
-    tau = pyro.sample("tau", dist.LogNormal(zeros + math.log(hyper.tau_loc),
-                                            hyper.tau_scale).to_event(2))
-    level = pyro.sample("level", dist.LogNormal(torch.tensor(math.log(hyper.level_loc),
-                                                             dtype=torch.float64), 2.0))
-    columns = [level * level_direction(n_actions, dim)[:, None]]
-    if hyper.rank > 0:
-        columns.insert(0, pyro.sample("U", dist.Normal(
-            torch.zeros(n_actions * dim, hyper.rank, dtype=torch.float64),
-            hyper.factor_scale).to_event(2)))
+    tau, factor = _shared_covariance(n_actions, dim, hyper)
     with pyro.plate("tasks", n_tasks):
         c = pyro.sample("c", dist.Categorical(weights), obs=labels)
         loc = mu.reshape(components, n_actions * dim)[c]
-        w = pyro.sample("w", dist.LowRankMultivariateNormal(loc, torch.cat(columns, dim=-1),
-                                                            tau.reshape(-1) ** 2))
+        w = pyro.sample("w", dist.LowRankMultivariateNormal(loc, factor, tau.reshape(-1) ** 2))
         pyro.factor("q_data", gaussian_loglik(w.reshape(n_tasks, n_actions, dim), stats))
 
 
