@@ -37,6 +37,7 @@ whose readouts sit around different means: :func:`mixture_model` gives each kind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,9 +145,6 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
                   hyper: HyperPrior | None = None) -> HierarchyFit:
     """Fit the model to ``stats`` with SVI (clipped Adam, ``steps`` steps, one ELBO sample)."""
     import pyro
-    from pyro.infer import SVI, Trace_ELBO
-    from pyro.infer.autoguide import AutoNormal, init_to_value
-    from pyro.optim import ClippedAdam
 
     hyper = hyper or HyperPrior()
     pyro.clear_param_store()
@@ -160,23 +158,39 @@ def fit_hierarchy(stats: SuffStats, steps: int = 2000, lr: float = 0.02, seed: i
     init["level"] = torch.clamp(biases.std() if n_tasks > 1 else torch.tensor(1.0), min=1e-3)
     if hyper.rank > 0:
         init["U"] = _principal_directions(init_w, hyper.rank)
-    guide = AutoNormal(lambda s: model(s, hyper), init_loc_fn=init_to_value(values=init),
-                       init_scale=0.01)
-    svi = SVI(lambda s: model(s, hyper), guide,
-              ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
+    med, mu_std, elbo = _svi(lambda s: model(s, hyper), init, stats, steps, lr)
+    return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
+                        _factor(med, hyper.rank, n_actions, dim),
+                        med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
+
+
+def _svi(model_fn: Callable[[SuffStats], None], init: dict[str, torch.Tensor],
+         stats: SuffStats, steps: int,
+         lr: float) -> tuple[dict[str, torch.Tensor], torch.Tensor, np.ndarray]:
+    """``steps`` of SVI (clipped Adam decaying to a tenth, ``Trace_ELBO``) with an
+    ``AutoNormal`` guide started at ``init``: the guide's medians, the posterior std of ``mu``
+    and the ELBO per step."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal, init_to_value
+    from pyro.optim import ClippedAdam
+
+    guide = AutoNormal(model_fn, init_loc_fn=init_to_value(values=init), init_scale=0.01)
+    svi = SVI(model_fn, guide, ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
               Trace_ELBO())
     elbo = np.empty(steps)
     for i in range(steps):
         elbo[i] = -svi.step(stats)
     with torch.no_grad():
-        med = guide.median(stats)
-        mu_std = pyro.param("AutoNormal.scales.mu").detach()
+        return guide.median(stats), pyro.param("AutoNormal.scales.mu").detach(), elbo
+
+
+def _factor(med: dict[str, torch.Tensor], rank: int, n_actions: int, dim: int) -> np.ndarray:
+    """The fitted low-rank factor ``[U, s_ℓ·v]`` (A·D, k + 1) from the guide's medians."""
     columns = [float(med["level"]) * level_direction(n_actions, dim).numpy()[:, None]]
-    if hyper.rank > 0:
+    if rank > 0:
         columns.insert(0, med["U"].numpy())
-    factor = np.concatenate(columns, axis=1)
-    return HierarchyFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), med["tau"].numpy().copy(),
-                        factor, med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
+    return np.concatenate(columns, axis=1)
 
 
 @dataclass
@@ -228,9 +242,6 @@ def fit_mixture(stats: SuffStats, labels: np.ndarray, steps: int = 2000, lr: flo
     ``0 … K−1``, each present) with SVI (clipped Adam, ``Trace_ELBO``, an ``AutoNormal`` guide),
     starting every ``w_t`` at its ridge solution and each ``μ_k`` at its tasks' mean."""
     import pyro
-    from pyro.infer import SVI, Trace_ELBO
-    from pyro.infer.autoguide import AutoNormal, init_to_value
-    from pyro.optim import ClippedAdam
 
     hyper = hyper or HyperPrior()
     labels = np.asarray(labels, dtype=np.int64)
@@ -255,21 +266,10 @@ def fit_mixture(stats: SuffStats, labels: np.ndarray, steps: int = 2000, lr: flo
     def model_(s: SuffStats) -> None:
         mixture_model(s, hyper, c, components)
 
-    guide = AutoNormal(model_, init_loc_fn=init_to_value(values=init), init_scale=0.01)
-    svi = SVI(model_, guide, ClippedAdam({"lr": lr, "lrd": 0.1 ** (1 / max(steps, 1))}),
-              Trace_ELBO())
-    elbo = np.empty(steps)
-    for i in range(steps):
-        elbo[i] = -svi.step(stats)
-    with torch.no_grad():
-        med = guide.median(stats)
-        mu_std = pyro.param("AutoNormal.scales.mu").detach()
-        weights = (counts + 1) / (counts.sum() + components)  # E[π | labels] (conjugate)
-    columns = [float(med["level"]) * level_direction(n_actions, dim).numpy()[:, None]]
-    if hyper.rank > 0:
-        columns.insert(0, med["U"].numpy())
+    med, mu_std, elbo = _svi(model_, init, stats, steps, lr)
+    weights = (counts + 1) / (counts.sum() + components)  # E[π | labels] (conjugate)
     return MixtureFit(med["mu"].numpy().copy(), mu_std.numpy().copy(), weights.numpy(),
-                      med["tau"].numpy().copy(), np.concatenate(columns, axis=1),
+                      med["tau"].numpy().copy(), _factor(med, hyper.rank, n_actions, dim),
                       med["w"].numpy().reshape(n_tasks, n_actions, dim), elbo)
 
 
