@@ -76,8 +76,7 @@ OURS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
                     ("reservoir BLQ", "cartpole_blq.yaml", ()),
                     # ARS updates take 16-32k steps once episodes are long: evaluate after each
                     ("reservoir ARS", "cartpole.yaml", ("training.eval_every=1",))],
-    "Acrobot-v1": [("reservoir BLQ", "acrobot.yaml", ()),
-                   ("reservoir PPO", "acrobot_ppo.yaml", ())],
+    "Acrobot-v1": [("reservoir PPO", "acrobot_ppo.yaml", ())],
     "MountainCar-v0": [("reservoir ARS", "mountaincar.yaml", ())],
     "Pendulum-v1": [("reservoir PPO", "pendulum.yaml", ())],
     "MaskedCartPole-v1": [("reservoir PPO", "masked_cartpole.yaml", ())],
