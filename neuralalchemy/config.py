@@ -564,7 +564,7 @@ def _parse_scalar(text: str) -> Any:
 # The shipped config ``alchemy train --env ID`` uses when no ``--config`` is given (CartPole-v1's,
 # cartpole.yaml, is the built-in defaults).
 SHIPPED_FOR_ENV = {
-    "Acrobot-v1": "acrobot", "MountainCar-v0": "mountaincar",
+    "Acrobot-v1": "acrobot_ppo", "MountainCar-v0": "mountaincar",
     "Pendulum-v1": "pendulum", "MaskedCartPole-v1": "masked_cartpole",
     "MaskedPendulum-v1": "masked_pendulum", "SparseCartPole-v1": "sparse_cartpole",
 }
