@@ -200,28 +200,25 @@ def choose_centres(agent: Agent, tasks: list[dict[str, float]], labels: np.ndarr
 
     The candidates of component ``k`` are the hierarchical model's mean ``svi[k]`` and the ridge
     readout on the pooled data of the training tasks of kind ``k``. The first averages the
-    tasks' readouts; the second fits one readout to the union of their visited states, so it
-    is the better estimate of the value on states no single task's data covered. Which earns
-    more varies by family, so ``best`` measures both (greedy, ``episodes`` per task of the
-    kind) and keeps the higher."""
-    chosen, table = svi.copy(), {c: [] for c in CENTRES}
+    tasks' readouts; the second fits one readout to the union of their visited states, which
+    can be the better estimate of the values on states no single task's data covered. Which
+    earns more varies by family, so ``best`` measures both (greedy, ``episodes`` per task of
+    the kind) and keeps the higher."""
+    chosen, picked, table = svi.copy(), [], {c: [] for c in CENTRES}
     for k in range(len(svi)):
         mine = torch.as_tensor(labels == k)
-        pooled = pooled_readout({key: v[mine] for key, v in stats.items()}, lam)
-        cand = {"svi": svi[k], "pooled": pooled}
-        if rule != "best":
-            chosen[k] = cand[rule]
-            continue
-        for name, w in cand.items():
-            ro = Readout(w[:, :-1].copy(), w[:, -1].copy(), feat[0], feat[1])
-            got = [evaluate_readout(agent.context(t), ro, episodes).mean()
-                   for t, lab in zip(tasks, labels) if lab == k]
-            table[name].append(round(float(np.mean(got)), 2))
-        chosen[k] = cand[max(CENTRES, key=lambda c: table[c][k])]
-    picked = [rule] * len(svi) if rule != "best" else [
-        max(CENTRES, key=lambda c: table[c][k]) for k in range(len(svi))]
-    return chosen, {"rule": rule, "chosen": picked, **({"returns": table} if rule == "best"
-                                                       else {})}
+        cand = {"svi": svi[k],
+                "pooled": pooled_readout({key: v[mine] for key, v in stats.items()}, lam)}
+        if rule == "best":
+            for name, w in cand.items():
+                ro = Readout(w[:, :-1].copy(), w[:, -1].copy(), feat[0], feat[1])
+                got = [evaluate_readout(agent.context(t), ro, episodes).mean()
+                       for t, lab in zip(tasks, labels) if lab == k]
+                table[name].append(round(float(np.mean(got)), 2))
+        picked.append(rule if rule != "best" else max(CENTRES, key=lambda c: table[c][k]))
+        chosen[k] = cand[picked[k]]
+    return chosen, {"rule": rule, "chosen": picked,
+                    **({"returns": table} if rule == "best" else {})}
 
 
 def task_stats(fits: list[TaskFit]) -> SuffStats:
