@@ -242,13 +242,6 @@ class MetaPrior:
                    noise_var=noise_var, info=info, reservoir=ReservoirPrior.from_extras(ex),
                    mixture=Mixture.from_extras(ex))
 
-    def component_prior(self, k: int, scale: float = 1.0) -> GaussianPrior:
-        """Component ``k``'s Gaussian (the mixture's shared covariance around its mean)."""
-        if self.mixture is None:
-            raise ValueError("this prior has one component")
-        return predictive_gaussian(self.mixture.means[k], self.std, self.factor, self.feat_mean,
-                                   self.feat_std, scale)
-
 
 def find_prior_checkpoint(source: str | None, root: str) -> tuple[Path, Checkpoint]:
     """``source`` (a run folder or checkpoint file), else the newest meta-trained run under

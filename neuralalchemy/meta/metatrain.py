@@ -283,22 +283,22 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
         if len(kinds) > 1:
             fit = fit_mixture(stats, labels, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
             means, std, factor = fit.predictive()
+            top = int(np.argmax(fit.weights))
+            mu_std = fit.mu_std[top]
         else:
             labels = np.zeros(len(tasks), dtype=np.int64)
             fit = fit_hierarchy(stats, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
             mean, std, factor = fit.predictive()
-            means = mean[None]
+            means, top, mu_std = mean[None], 0, fit.mu_std
         bar.update(job, status="prior means")
         means, centres = choose_centres(agent, tasks, labels, means, stats, lam, feat,
                                         m.eval_episodes, m.centre)
+        mean = means[top]
         if len(kinds) > 1:
-            mean = means[int(np.argmax(fit.weights))]
             bar.update(job, status="kinds' returns")
             mixture = Mixture(means, fit.weights,
                               kind_returns(agent, tasks, labels, means, feat, m.eval_episodes),
                               kinds)
-        else:
-            mean = means[0]
         bar.update(job, completed=m.train_tasks + 1, status="done")
     noise_var = float(np.median([f.noise_var for f in fits]))
     info = {"family": family.name, "family_env": family.env_id, "train_tasks": tasks,
@@ -306,7 +306,6 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
             "svi_steps": m.svi_steps, "svi_lr": m.svi_lr, "tau_loc": m.tau_loc,
             "mu_scale": m.mu_scale, "task_steps": m.task_steps, "prior_rank": m.prior_rank,
             "centres": centres}
-    mu_std = fit.mu_std if mixture is None else fit.mu_std[int(np.argmax(fit.weights))]
     meta_prior = MetaPrior(mean, std, factor, mu_std, fit.tau, feat[0], feat[1], fit.task_mean,
                            fit.elbo, pooled_readout(stats, lam), noise_var, info, rprior, mixture)
     run_dir = new_run_dir(Path(out or cfg.out) / "runs", f"meta-{family.name}")
