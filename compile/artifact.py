@@ -5,7 +5,8 @@ Layout (format version 1; documented for other tools in ``docs/artifact.md``)::
     manifest.json   format, format_version, target, precision, env_id, steps_per_obs,
                     source checkpoint path and SHA-256, SHA-256 of every other file
     network.npz     NetworkParams arrays (integers in Lava's fixed-point formats, or floats)
-    agent.npz       encoder kind, centers (D, M) and sigma (D,); readout w (A, N), b (A,),
+    agent.npz       encoder kind, centers (D, M) and sigma (D,), changes (bool: the last half of
+                    the D coded dimensions are changes since the previous step); readout w (A, N), b (A,),
                     trace_decay, action_low / action_high (empty for discrete actions)
     resources.json  placement on the target's cores and the limits used, with sources
     network.nir     NIR graph of the same network (float equivalent; dt, reset, delays in metadata)
@@ -51,6 +52,7 @@ def agent_arrays(agent: DeployedAgent) -> dict[str, np.ndarray]:
     ro = agent.readout
     return {"encoder_centers": agent.encoder.centers, "encoder_sigma": agent.encoder.sigma,
             "encoder_kind": np.array(agent.encoder.kind),
+            "encoder_changes": np.array(agent.encoder.changes),
             "readout_w": ro.w, "readout_b": ro.b, "trace_decay": np.float64(ro.trace_decay),
             "action_low": ro.action_low, "action_high": ro.action_high}
 
@@ -112,7 +114,8 @@ def load_artifact(folder: str | Path) -> tuple[DeployedAgent, dict[str, Any]]:
         net = NetworkParams.from_arrays(_load_npz(folder / "network.npz"))
         a = _load_npz(folder / "agent.npz")
         enc = EncoderParams(centers=a["encoder_centers"], sigma=a["encoder_sigma"],
-                            kind=str(a["encoder_kind"]))
+                            kind=str(a["encoder_kind"]),
+                            changes=bool(a["encoder_changes"]) if "encoder_changes" in a else False)
         ro = ReadoutParams(w=a["readout_w"], b=a["readout_b"],
                            trace_decay=float(a["trace_decay"]), action_low=a["action_low"],
                            action_high=a["action_high"])

@@ -58,6 +58,7 @@ def to_nir(agent: DeployedAgent):  # type: ignore[no-untyped-def]
                            metadata={"encoder_kind": agent.encoder.kind,
                                      "encoder_centers": agent.encoder.centers,
                                      "encoder_sigma": agent.encoder.sigma,
+                                     "encoder_changes": int(agent.encoder.changes),
                                      "payload_levels": int(agent.network.payload_levels),  # type: ignore[attr-defined]
                                      "action_low": agent.readout.action_low,
                                      "action_high": agent.readout.action_high,
@@ -145,7 +146,8 @@ def from_nir(path: Path) -> DeployedAgent:
         refractory=int(lif.metadata.get("refractory_steps", 0)),
         payload_levels=1 if int(enc_meta.get("payload_levels", 0)) == 1 else 0)
     enc = EncoderParams(np.asarray(enc_meta["encoder_centers"]),
-                        np.asarray(enc_meta["encoder_sigma"]), str(enc_meta["encoder_kind"]))
+                        np.asarray(enc_meta["encoder_sigma"]), str(enc_meta["encoder_kind"]),
+                        bool(int(np.asarray(enc_meta.get("encoder_changes", 0)))))
     ro = ReadoutParams(np.asarray(nodes["readout"].weight), np.asarray(nodes["readout"].bias),
                        float(enc_meta.get("trace_decay", 0.0)),
                        np.asarray(enc_meta.get("action_low", np.zeros(0))),

@@ -10,6 +10,11 @@ Encoder (population coding, Gaussian receptive fields): observation dimension ``
 spike with 8-bit payload ``floor(255·x + 0.5)``; on chip this is a Dense input layer with
 ``num_message_bits = 8``.
 
+Change channels (``changes``, optional): the encoder also codes each dimension's change since the
+previous environment step, ``o_t − o_{t−1}`` (zero on an episode's first step), as further
+dimensions of the same kind (transient channels, as a retina's or an event camera's). The encoder
+then holds one previous observation: every caller passes it as ``prev``.
+
 Readout: features are the spike counts of the ``K`` timesteps of one environment step (or their
 trace across steps); ``logits = W_out · features + b_out``; the action is the first argmax
 (discrete) or ``clip(tanh(logits), −1, 1)`` rescaled to the action box (continuous).
@@ -41,11 +46,21 @@ class EncoderParams:
     centers: np.ndarray
     sigma: np.ndarray
     kind: str = "population"
+    changes: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ENCODERS:
             raise ValueError(f"unknown encoder kind {self.kind!r}: choose one of "
                              f"{', '.join(ENCODERS)}")
+        if self.changes and self.centers.shape[0] % 2:
+            raise ValueError("an encoder with change channels codes 2·D dimensions (D observed, "
+                             f"D changes); it has {self.centers.shape[0]}")
+
+    @property
+    def obs_dim(self) -> int:
+        """Observation dimensions D it reads (half its coded dimensions with change channels)."""
+        rows = int(self.centers.shape[0])
+        return rows // 2 if self.changes else rows
 
     @property
     def n_channels(self) -> int:
@@ -59,21 +74,43 @@ class EncoderParams:
 
 
 def make_encoder(ranges: np.ndarray, per_dim: int, width: float,
-                 kind: str = "population") -> EncoderParams:
-    """Centres evenly spaced over each ``[low, high]`` range; sigma = width · spacing."""
+                 kind: str = "population", changes: bool = False) -> EncoderParams:
+    """Centres evenly spaced over each ``[low, high]`` range; sigma = width · spacing.
+
+    With ``changes`` the ranges are 2·D rows: the D observed dimensions, then their changes."""
     ranges = np.asarray(ranges, dtype=np.float64)
     lo, hi = ranges[:, 0], ranges[:, 1]
     if kind == "current":
-        return EncoderParams(centers=((lo + hi) / 2)[:, None], sigma=(hi - lo) / 2, kind=kind)
+        return EncoderParams(centers=((lo + hi) / 2)[:, None], sigma=(hi - lo) / 2, kind=kind,
+                             changes=changes)
     frac = np.linspace(0.0, 1.0, per_dim)
     centers = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
     sigma = width * (hi - lo) / (per_dim - 1)
-    return EncoderParams(centers=centers, sigma=sigma, kind=kind)
+    return EncoderParams(centers=centers, sigma=sigma, kind=kind, changes=changes)
 
 
-def channel_values(obs: np.ndarray, enc: EncoderParams) -> np.ndarray:
-    """Channel values in [0, 1] of observations ``(..., D)`` -> ``(..., C)``."""
+def encoder_for(enc_cfg: object, ranges: np.ndarray) -> EncoderParams:
+    """The encoder an ``encoder:`` config section (:class:`neuralalchemy.config.EncoderConfig`)
+    builds over ``ranges`` (2·D rows with change channels)."""
+    return make_encoder(ranges, enc_cfg.neurons_per_dim, enc_cfg.width,  # type: ignore[attr-defined]
+                        enc_cfg.kind, enc_cfg.changes)  # type: ignore[attr-defined]
+
+
+def coded(obs: np.ndarray, enc: EncoderParams, prev: np.ndarray | None = None) -> np.ndarray:
+    """The dimensions the encoder codes: ``obs`` itself, or ``[obs, obs − prev]`` with change
+    channels (``prev`` None: an episode's first step, zero change)."""
     obs = np.asarray(obs, dtype=np.float64)
+    if not enc.changes:
+        return obs
+    delta = np.zeros_like(obs) if prev is None else obs - np.asarray(prev, dtype=np.float64)
+    return np.concatenate([obs, delta], axis=-1)
+
+
+def channel_values(obs: np.ndarray, enc: EncoderParams,
+                   prev: np.ndarray | None = None) -> np.ndarray:
+    """Channel values in [0, 1] of observations ``(..., D)`` -> ``(..., C)``; ``prev``: the
+    previous step's observations (read by change channels only)."""
+    obs = coded(obs, enc, prev)
     z = (obs[..., :, None] - enc.centers) / enc.sigma[:, None]
     if enc.kind == "current":
         both = np.concatenate([np.clip(z, 0.0, 1.0), np.clip(-z, 0.0, 1.0)], axis=-1)
@@ -81,31 +118,35 @@ def channel_values(obs: np.ndarray, enc: EncoderParams) -> np.ndarray:
     return np.exp(-0.5 * z * z).reshape(*obs.shape[:-1], -1)
 
 
-def encode(obs: np.ndarray, enc: EncoderParams, levels: int) -> np.ndarray:
+def encode(obs: np.ndarray, enc: EncoderParams, levels: int,
+           prev: np.ndarray | None = None) -> np.ndarray:
     """Graded input of observations ``(..., D)`` -> ``(..., C)``.
 
     ``levels > 1`` gives integer payloads 0..levels (fixed point); 0 gives floats in [0, 1].
     """
-    x = channel_values(obs, enc)
+    x = channel_values(obs, enc, prev)
     if levels > 1:
         return np.floor(x * levels + 0.5).astype(np.int64)
     return x
 
 
 def window(obs: np.ndarray, enc: EncoderParams, levels: int, steps: int,
-           rng: np.random.Generator | None) -> np.ndarray:
+           rng: np.random.Generator | None, prev: np.ndarray | None = None) -> np.ndarray:
     """The input of each of the ``steps`` timesteps of one environment step: ``(steps, ..., C)``.
+
+    ``prev``: the observations of the previous environment step, None on an episode's first
+    (read by change channels only).
 
     Graded encoders repeat one payload; the Poisson encoder draws ``rng.random((steps, ..., C))``
     and spikes where the draw is below the channel value (ints 0/1 in fixed point, floats in
     float), so every backend given the same generator sends the same spikes.
     """
     if not enc.binary:
-        payload = encode(obs, enc, levels)
+        payload = encode(obs, enc, levels, prev)
         return np.broadcast_to(payload, (steps, *payload.shape))
     if rng is None:
         raise ValueError("the poisson encoder needs a random generator")
-    x = channel_values(obs, enc)
+    x = channel_values(obs, enc, prev)
     spikes = rng.random((steps, *x.shape)) < x
     return spikes.astype(np.int64 if levels else np.float64)
 
@@ -183,11 +224,14 @@ class DeployedAgent:
     readout: ReadoutParams
     steps_per_obs: int
 
-    def payload(self, obs: np.ndarray) -> np.ndarray:
+    def payload(self, obs: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
         """Encoded input of one observation (graded payloads in fixed point)."""
-        return encode(obs, self.encoder, int(self.network.payload_levels))  # type: ignore[attr-defined]
+        return encode(obs, self.encoder, int(self.network.payload_levels),  # type: ignore[attr-defined]
+                      prev)
 
-    def window(self, obs: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        """Input of each timestep of one environment step, (K, C)."""
+    def window(self, obs: np.ndarray, rng: np.random.Generator | None,
+               prev: np.ndarray | None = None) -> np.ndarray:
+        """Input of each timestep of one environment step, (K, C); ``prev``: the previous
+        step's observation (None on an episode's first step)."""
         levels = int(self.network.payload_levels)  # type: ignore[attr-defined]
-        return window(obs, self.encoder, levels, self.steps_per_obs, rng)
+        return window(obs, self.encoder, levels, self.steps_per_obs, rng, prev)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, make_encoder
+from neuralalchemy.agent_io import DeployedAgent, ReadoutParams, encoder_for
 from neuralalchemy.config import Config
 from neuralalchemy.fsio import atomic_write_bytes
 from neuralalchemy.network import NetworkParams
@@ -49,8 +49,7 @@ class Checkpoint:
     def agent(self) -> DeployedAgent:
         """The deployable agent: normalisation folded into the readout."""
         enc_cfg = self.config.encoder
-        enc = make_encoder(self.encoder_ranges, enc_cfg.neurons_per_dim, enc_cfg.width,
-                           enc_cfg.kind)
+        enc = encoder_for(self.config.encoder, self.encoder_ranges)
         w = self.theta / self.feat_std[None, :]
         b = -w @ self.feat_mean + (0.0 if self.bias is None else self.bias)
         ro = ReadoutParams(w=w, b=b, trace_decay=_trace_decay(self.config),

@@ -116,6 +116,11 @@ class EncoderConfig:
     calibration_episodes: int = _f(
         20, "random-policy episodes used to find each dimension's range", 1, 10_000)
     ranges: list = _f([], "explicit [low, high] per dimension; empty = calibrate")
+    changes: bool = _f(
+        False, "also code each dimension's change since the previous environment step (transient "
+        "channels: the encoder keeps one observation; zero change on an episode's first step)")
+    change_ranges: list = _f(
+        [], "explicit [low, high] per dimension of the changes; empty = calibrate (changes)")
 
 
 @dataclass(frozen=True)

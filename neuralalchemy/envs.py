@@ -208,33 +208,45 @@ def make_vec(env_id: str, n: int, **vector_kwargs: Any) -> gym.vector.VectorEnv:
                      **task_kwargs), spec)
 
 
-def calibrate_ranges(env_id: str, episodes: int, seed: int) -> np.ndarray:
+def calibrate_ranges(env_id: str, episodes: int, seed: int, changes: bool = False
+                     ) -> np.ndarray:
     """Range ``[low, high]`` per observation dimension for the encoder.
 
     Random-policy episodes give the 1st and 99th percentile of each dimension; the range is
     doubled about its centre (a trained agent visits states a random one rarely reaches) and then
-    limited to the observation space's finite bounds.
+    limited to the observation space's finite bounds. With ``changes``, D more rows follow: the
+    same for each dimension's change between consecutive steps of an episode (not limited).
     """
     env = make_env(env_id)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
-    seen = []
+    seen, deltas = [], []
     for _ in range(episodes):
         obs, _ = env.reset(seed=int(rng.integers(2**31)))
         seen.append(obs)
         done = False
         while not done:
             obs, _, term, trunc, _ = env.step(env.action_space.sample())
+            deltas.append(np.asarray(obs, dtype=np.float64) - seen[-1])
             seen.append(obs)
             done = term or trunc
     space = env.observation_space
     assert isinstance(space, gym.spaces.Box)  # env_info admits flat Box observations only
     env.close()
-    data = np.asarray(seen, dtype=np.float64)
-    lo, hi = np.percentile(data, 1, axis=0), np.percentile(data, 99, axis=0)
-    mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1e-3)
-    lo, hi = mid - 2 * half, mid + 2 * half
+    lo, hi = _doubled_percentiles(np.asarray(seen, dtype=np.float64))
     low = np.where(np.isfinite(space.low), space.low, -np.inf)
     high = np.where(np.isfinite(space.high), space.high, np.inf)
-    lo, hi = np.maximum(lo, low), np.minimum(hi, high)
-    return np.stack([lo, hi], axis=1)
+    ranges = np.stack([np.maximum(lo, low), np.minimum(hi, high)], axis=1)
+    if not changes:
+        return ranges
+    dims = ranges.shape[0]
+    change = np.stack(_doubled_percentiles(np.asarray(deltas, dtype=np.float64).reshape(-1, dims)),
+                      axis=1)
+    return np.vstack([ranges, change])
+
+
+def _doubled_percentiles(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1st-99th percentile range of each column, doubled about its centre (half ≥ 1e-3)."""
+    lo, hi = np.percentile(data, 1, axis=0), np.percentile(data, 99, axis=0)
+    mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1e-3)
+    return mid - 2 * half, mid + 2 * half

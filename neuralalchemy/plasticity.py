@@ -499,11 +499,14 @@ def observation_payloads(cfg: Any, info: Any, encoder: Any, episodes: int,
     env.action_space.seed(int(seed))
     limit = info.max_episode_steps or 1000
     seen: list[np.ndarray] = []
+    before: list[np.ndarray] = []  # each observation's predecessor in its episode (change channels)
     try:
         for _ in range(episodes):
             obs, _ = env.reset(seed=int(rng.integers(2**31)))
             seen.append(obs)
+            before.append(obs)
             for _ in range(limit):
+                before.append(obs)
                 obs, _, term, trunc, _ = env.step(env.action_space.sample())
                 seen.append(obs)
                 if term or trunc:
@@ -511,7 +514,9 @@ def observation_payloads(cfg: Any, info: Any, encoder: Any, episodes: int,
     finally:
         env.close()
     data = np.asarray(seen, dtype=np.float64)
+    prev = np.asarray(before, dtype=np.float64)
     if encoder.binary:
-        spikes = rng.random((len(data), encoder.n_channels)) < channel_values(data, encoder)
+        values = channel_values(data, encoder, prev)
+        spikes = rng.random((len(data), encoder.n_channels)) < values
         return spikes.astype(np.int64 if fixed else np.float64)
-    return encode(data, encoder, 255 if fixed else 0)
+    return encode(data, encoder, 255 if fixed else 0, prev)

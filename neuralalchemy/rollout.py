@@ -90,9 +90,11 @@ def run_episodes(env_id: str, info: EnvInfo, network: NetworkParams, enc: Encode
         obs, _ = envs.reset(seed=seed)
         res.reset()
         trace = torch.zeros(batch, network.size, dtype=torch.float64)
+        prev = None
         while alive.any():
             payload = torch.as_tensor(np.ascontiguousarray(
-                window(obs, enc, network.payload_levels, steps_per_obs, rng)))
+                window(obs, enc, network.payload_levels, steps_per_obs, rng, prev)))
+            prev = obs
             counts = res.run(payload, steps_per_obs)
             spikes += int(counts[torch.as_tensor(alive)].sum())
             trace = counts.to(torch.float64) if trace_decay == 0 else trace * trace_decay + counts

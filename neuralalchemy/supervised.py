@@ -81,6 +81,9 @@ def make_task(cfg: Config) -> SeriesTask | SequenceTask:
 
 def series_encoder(cfg: Config, task: SeriesTask) -> EncoderParams:
     """The configured encoder over the task's input range (graded: population or current)."""
+    if cfg.encoder.changes:
+        raise ConfigError("encoder.changes is for environments (it codes each step's change); "
+                          "supervised tasks code the series itself: set encoder.changes=false")
     if cfg.encoder.kind == "poisson":
         raise ConfigError("encoder.kind: 'poisson' is not available for supervised tasks; use "
                           "'population' or 'current'")

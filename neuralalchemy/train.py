@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralalchemy.agent_io import make_encoder
+from neuralalchemy.agent_io import encoder_for
 from neuralalchemy.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
 from neuralalchemy.config import Config, ConfigError
 from neuralalchemy.envs import EnvInfo, calibrate_ranges, env_info
@@ -57,14 +57,27 @@ class TrainResult:
 
 
 def encoder_ranges(cfg: Config, info: EnvInfo) -> np.ndarray:
-    """The configured ranges, or ranges calibrated from random-policy episodes."""
-    if cfg.encoder.ranges:
-        ranges = np.asarray(cfg.encoder.ranges, dtype=np.float64)
-        if ranges.shape != (info.obs_dim, 2):
-            raise ConfigError(f"encoder.ranges: {info.env_id} has {info.obs_dim} observation "
-                              f"dimensions, the config gives {len(ranges)} ranges")
-        return ranges
-    return calibrate_ranges(cfg.env, cfg.encoder.calibration_episodes, cfg.training.seed)
+    """The configured ranges, or ranges calibrated from random-policy episodes: (D, 2), or
+    (2·D, 2) with change channels (the observed dimensions, then their changes)."""
+    enc = cfg.encoder
+    given = {key: np.asarray(getattr(enc, key), dtype=np.float64)
+             for key in ("ranges", "change_ranges") if getattr(enc, key)}
+    for key, value in given.items():
+        if value.shape != (info.obs_dim, 2):
+            raise ConfigError(f"encoder.{key}: {info.env_id} has {info.obs_dim} observation "
+                              f"dimensions, the config gives {len(value)} ranges")
+    if "change_ranges" in given and not enc.changes:
+        raise ConfigError("encoder.change_ranges is set but encoder.changes is off: set "
+                          "encoder.changes=true, or drop change_ranges")
+    wanted = ("ranges", "change_ranges") if enc.changes else ("ranges",)
+    if any(key not in given for key in wanted):
+        calibrated = calibrate_ranges(cfg.env, enc.calibration_episodes, cfg.training.seed,
+                                      changes=enc.changes)
+        d = info.obs_dim
+        given.setdefault("ranges", calibrated[:d])
+        if enc.changes:
+            given.setdefault("change_ranges", calibrated[d:])
+    return np.vstack([given[key] for key in wanted])
 
 
 def _progress(enabled: bool):  # type: ignore[no-untyped-def]
@@ -159,7 +172,7 @@ def _start(cfg: Config, info: EnvInfo, ranges: np.ndarray | None = None
 
 def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray,
              network: NetworkParams | None = None) -> Context:
-    enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
+    enc = encoder_for(cfg.encoder, ranges)
     if network is None:
         network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
         if cfg.plasticity.rule != "none":

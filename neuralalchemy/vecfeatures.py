@@ -229,9 +229,10 @@ class VecFeatures:
         self.env_steps = 0
 
     # ------------------------------------------------------------ reservoir
-    def _payload(self, obs: np.ndarray) -> torch.Tensor:
+    def _payload(self, obs: np.ndarray, prev: np.ndarray | None = None) -> torch.Tensor:
+        """``prev``: each row's previous observation (change channels), None on a first step."""
         return torch.as_tensor(np.ascontiguousarray(
-            window(obs, self.encoder, self.levels, self.steps_per_obs, self.rng)))
+            window(obs, self.encoder, self.levels, self.steps_per_obs, self.rng, prev)))
 
     def _counts_rows(self, rows: torch.Tensor, obs: np.ndarray) -> np.ndarray:
         """Run only ``rows`` of the reservoir for one environment step on ``obs`` (len(rows), D)."""
@@ -275,7 +276,7 @@ class VecFeatures:
         elif done.any():  # next-step autoreset: reset the finished copies now, by mask
             reset_obs, _ = self.envs.reset(options={"reset_mask": done})
             obs[done] = np.asarray(reset_obs, dtype=np.float64)[done]
-        counts = self.reservoir.run(self._payload(last), self.steps_per_obs).numpy()
+        counts = self.reservoir.run(self._payload(last, self.obs), self.steps_per_obs).numpy()
         feats = self._features(counts.astype(np.float64), self.features)
         final = np.where(done[:, None], feats, 0.0)
         if done.any():

@@ -529,8 +529,10 @@ def _play_episode(agent: DeployedAgent, res: Brian2Reservoir, env: ty.Any,
     res.reset()
     trace = np.zeros(res.network.size)
     actions, ret, spikes, done = [], 0.0, 0, False
+    prev = None
     while not done:
-        counts = res.run(agent.window(obs, rng))
+        counts = res.run(agent.window(obs, rng, prev))
+        prev = obs
         spikes += int(counts.sum())
         trace = update_features(trace, counts, agent.readout.trace_decay)
         action = act(trace, agent.readout)

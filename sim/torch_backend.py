@@ -35,8 +35,10 @@ def play(agent: DeployedAgent, seeds: Sequence[int],
             trace = np.zeros(res.size)
             actions, ret, spikes, done = [], 0.0, 0, False
             inputs: list[np.ndarray] = []
+            prev = None
             while not done:
-                win = agent.window(obs, rng)
+                win = agent.window(obs, rng, prev)
+                prev = obs
                 if record_inputs:
                     inputs.append(np.array(win))
                 payload = torch.as_tensor(np.ascontiguousarray(win[:, None]))

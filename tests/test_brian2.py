@@ -141,10 +141,12 @@ def test_cython_compile_error_is_raised(monkeypatch):
 
 
 # ---------------------------------------------------------------- 3. closed loop
-def _agent(precision: str, encoder: str = "population", **reservoir: float) -> DeployedAgent:
+def _agent(precision: str, encoder: str = "population", changes: bool = False,
+           **reservoir: float) -> DeployedAgent:
     """CartPole agent (32 neurons, K = 5) with a random readout."""
     cfg = ReservoirConfig(size=32, precision=precision, seed=3, **reservoir)  # type: ignore[arg-type]
-    enc = make_encoder(calibrate_ranges("CartPole-v1", 5, 0), 10, 1.0, kind=encoder)
+    enc = make_encoder(calibrate_ranges("CartPole-v1", 5, 0, changes=changes), 10, 1.0,
+                       kind=encoder, changes=changes)
     net = build_network(cfg, enc.n_channels, binary_input=enc.binary)
     w = np.random.default_rng(0).normal(size=(2, net.size))
     ro = ReadoutParams(w=w, b=np.zeros(2), trace_decay=0.0, action_low=np.zeros(0),
@@ -159,6 +161,8 @@ CLOSED_LOOP = {
     # binary input spikes drawn per timestep from the episode's generator, on both engines
     "float-poisson": ("float", dict(encoder="poisson", input_scale=3.0)),
     "fixed-current": ("fixed", dict(encoder="current")),
+    # change channels: the previous observation must reach the encoder on both engines
+    "fixed-changes": ("fixed", dict(changes=True)),
 }
 
 

@@ -114,11 +114,12 @@ def test_open_loop_sparse_matches_torch(precision, delay_max):
 
 
 # ---------------------------------------------------------------- 2. closed loop
-def _agent(precision: str, size: int = 32, encoder: str = "population",
+def _agent(precision: str, size: int = 32, encoder: str = "population", changes: bool = False,
            **reservoir: float) -> DeployedAgent:
     """CartPole agent with a zero readout (always action 0: the pole falls in ~10 steps)."""
     cfg = ReservoirConfig(size=size, precision=precision, seed=3, **reservoir)  # type: ignore[arg-type]
-    enc = make_encoder(calibrate_ranges("CartPole-v1", 5, 0), 10, 1.0, kind=encoder)
+    enc = make_encoder(calibrate_ranges("CartPole-v1", 5, 0, changes=changes), 10, 1.0,
+                       kind=encoder, changes=changes)
     net = build_network(cfg, enc.n_channels, binary_input=enc.binary)
     ro = ReadoutParams(w=np.zeros((2, net.size)), b=np.zeros(2), trace_decay=0.0,
                        action_low=np.zeros(0), action_high=np.zeros(0))
@@ -171,6 +172,9 @@ VARIANTS = {
     # binary input spikes drawn per timestep from the episode's generator, on both engines
     "poisson": dict(encoder="poisson", input_scale=3.0),
     "current": dict(encoder="current"),
+    # change channels: the environment process must hand the encoder the previous observation
+    "changes": dict(changes=True),
+    "poisson_changes": dict(encoder="poisson", changes=True, input_scale=3.0),
 }
 
 

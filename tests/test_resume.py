@@ -27,7 +27,7 @@ import yaml
 from clihelp import ALCHEMY, alchemy, assert_one_line_error
 from netcases import CARTPOLE_RANGES
 
-from neuralalchemy.agent_io import make_encoder
+from neuralalchemy.agent_io import encoder_for
 from neuralalchemy.cli import main
 from neuralalchemy.config import load_config
 from neuralalchemy.envs import env_info, make_vec
@@ -145,8 +145,7 @@ def _context(overrides: list[str], env: str) -> Context:
     cfg = load_config(environ={}, overrides=[f"env={env}", "reservoir.size=24",
                                              "encoder.calibration_episodes=2", *overrides])
     info = env_info(cfg.env)
-    enc = make_encoder(encoder_ranges(cfg, info), cfg.encoder.neurons_per_dim, cfg.encoder.width,
-                       cfg.encoder.kind)
+    enc = encoder_for(cfg.encoder, encoder_ranges(cfg, info))
     network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
     decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
     return Context(cfg, info, network, enc, decay)

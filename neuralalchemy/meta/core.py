@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralalchemy.agent_io import EncoderParams, make_encoder
+from neuralalchemy.agent_io import EncoderParams, encoder_for
 from neuralalchemy.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from neuralalchemy.config import Config, ConfigError
 from neuralalchemy.envs import EnvError, env_info, format_env_spec, parse_env_spec
@@ -116,7 +116,7 @@ def build_agent(cfg: Config) -> Agent:
         raise ConfigError(f"env {base_id}: meta-learning uses Bayesian linear Q readouts, which "
                           "need discrete actions; pick a discrete family (e.g. CartPoleTask-v1)")
     ranges = encoder_ranges(replace(cfg, env=base_id), info)
-    enc = make_encoder(ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width, cfg.encoder.kind)
+    enc = encoder_for(cfg.encoder, ranges)
     network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
     return Agent(replace(cfg, env=family.env_id), network, enc, ranges, family.env_id)
 
@@ -126,8 +126,7 @@ def agent_from_checkpoint(ckpt: Checkpoint) -> Agent:
     cfg = ckpt.config
     base_id, _ = parse_env_spec(cfg.env)
     family_of(base_id)
-    enc = make_encoder(ckpt.encoder_ranges, cfg.encoder.neurons_per_dim, cfg.encoder.width,
-                       cfg.encoder.kind)
+    enc = encoder_for(cfg.encoder, ckpt.encoder_ranges)
     return Agent(replace(cfg, env=base_id), ckpt.network, enc, ckpt.encoder_ranges, base_id)
 
 

@@ -201,7 +201,8 @@ def episode_features(network: Any, encoder: Any, steps_per_obs: int, trace_decay
     feats = np.zeros((len(lengths), obs.shape[1], network.size))
     prev = np.zeros((len(lengths), network.size))
     for t in range(obs.shape[1]):
-        payload = window(obs[:, t], encoder, network.payload_levels, steps_per_obs, rng)
+        payload = window(obs[:, t], encoder, network.payload_levels, steps_per_obs, rng,
+                         obs[:, t - 1] if t else None)
         counts = res.run(torch.as_tensor(np.ascontiguousarray(payload)), steps_per_obs)
         prev = counts.numpy().astype(np.float64) + (trace_decay * prev if t else 0.0)
         feats[:, t] = prev

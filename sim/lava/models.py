@@ -56,6 +56,7 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
         self.max_steps: int = p["max_steps"]
         self.env: ty.Any = None
         self.rng: np.random.Generator | None = None
+        self.obs: np.ndarray | None = None  # the observation shown (change channels read it)
         self.episode = 0
         self.in_episode = False
         self.zeros = np.zeros(self.encoder.n_channels)
@@ -105,6 +106,7 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
         obs, _ = self.env.reset(seed=seed)
         self.rng = episode_rng(seed) if self.encoder.binary else None
         self.inputs = window(obs, self.encoder, self.levels, self.k, self.rng)
+        self.obs = obs
         self.counts = np.zeros(n, dtype=np.int64)
         self.trace = np.zeros(n)
         self.window = self.length = self.spike_total = 0
@@ -126,7 +128,8 @@ class AbstractPyEnvLoopModel(PyLoihiProcessModel):
         if terminated or truncated:
             self._end_episode()
         else:
-            self.inputs = window(obs, self.encoder, self.levels, self.k, self.rng)
+            self.inputs = window(obs, self.encoder, self.levels, self.k, self.rng, self.obs)
+            self.obs = obs
 
     def _end_episode(self) -> None:
         self.episode += 1
