@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     write_section("masked_velocity", "Hidden velocity in the reservoir (MaskedCartPole-v1)", (
         f"{n} random-policy CartPole-v1 episodes ({steps:,} states, seeds 0…{n - 1}); the "
         "reservoir of `configs/masked_cartpole.yaml` (or the variant named; the rows before the "
-        "shipped ones: no change channels, 256 neurons) fed x and θ as the agent is; ridge regression (`fit_ridge` on standardised features, the penalty chosen "
+        "shipped ones: no change channels, 256 neurons) fed x and θ as the agent is; ridge "
+        "regression (`fit_ridge` on standardised features, the penalty chosen "
         "per state dimension by `select_ridge` on the training rows) from each step's features "
         "to the true state; R² on the last 30 % of the episodes. The first two rows are "
         "controls without a reservoir: the raw (x, θ), and the raw (x, θ) beside the previous "

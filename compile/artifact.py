@@ -5,9 +5,10 @@ Layout (format version 1; documented for other tools in ``docs/artifact.md``)::
     manifest.json   format, format_version, target, precision, env_id, steps_per_obs,
                     source checkpoint path and SHA-256, SHA-256 of every other file
     network.npz     NetworkParams arrays (integers in Lava's fixed-point formats, or floats)
-    agent.npz       encoder kind, centers (D, M) and sigma (D,), changes (bool: the last half of
-                    the D coded dimensions are changes since the previous step); readout w (A, N), b (A,),
-                    trace_decay, action_low / action_high (empty for discrete actions)
+    agent.npz       encoder kind, centers (D, M) and sigma (D,), changes (bool: the last half
+                    of the D coded dimensions are changes since the previous step); readout
+                    w (A, N), b (A,), trace_decay, action_low / action_high (empty for
+                    discrete actions)
     resources.json  placement on the target's cores and the limits used, with sources
     network.nir     NIR graph of the same network (float equivalent; dt, reset, delays in metadata)
 

@@ -48,7 +48,6 @@ class Checkpoint:
 
     def agent(self) -> DeployedAgent:
         """The deployable agent: normalisation folded into the readout."""
-        enc_cfg = self.config.encoder
         enc = encoder_for(self.config.encoder, self.encoder_ranges)
         w = self.theta / self.feat_std[None, :]
         b = -w @ self.feat_mean + (0.0 if self.bias is None else self.bias)
