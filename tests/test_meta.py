@@ -505,7 +505,11 @@ def test_return_guided_selection_keeps_a_good_prior_and_retests_a_lucky_leader()
     chooser = _Selection(blq)
     fallback = Readout(np.zeros((2, 2)), np.zeros(2), np.zeros(2), np.ones(2))
     assert chooser.best(fallback) is fallback  # before any episode: the posterior mean
-    for _ in range(6):
+    chooser.episode()
+    chooser.episode()
+    # after the lucky episode (400 against 300) the posterior mean stays the adapted readout
+    assert chooser.best(fallback).theta[0, 0] == 0.0
+    for _ in range(4):
         chooser.episode()
     acted = [float(w[0, 0]) for w in blq.acted]
     # episode 1: the posterior mean; 2: a draw (the lucky one); 3: the lucky leader re-tested

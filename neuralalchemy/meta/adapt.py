@@ -148,9 +148,11 @@ class _Selection:
     updated in closed form after it. The readouts acted on alternate between the current
     posterior mean (first) and a fresh posterior draw (Thompson sampling), except that a readout
     whose single return puts it ahead is acted on once more before it can be chosen by one lucky
-    episode. The adapted readout is the one with the highest mean return over its episodes: the
-    posterior proposes policies and the task's returns choose, so a fit to a few episodes'
-    Bellman targets cannot displace a policy that already does well."""
+    episode. The adapted readout is the one with the highest mean return over its episodes,
+    among those acted on at least twice and the first one acted on (the posterior mean the task
+    started from): the posterior proposes policies and the task's returns choose, so a fit to a
+    few episodes' Bellman targets cannot displace a policy that already does well, nor can one
+    lucky episode."""
 
     def __init__(self, blq: Blq, kind: int = 0):
         self.blq = blq
@@ -164,8 +166,12 @@ class _Selection:
         no longer compete, and the next episode acts on the new posterior mean."""
         self.kind, self.draw_next = kind, False
 
-    def _leader(self) -> tuple[np.ndarray, list[float]] | None:
+    def _leader(self, confirmed: bool = False) -> tuple[np.ndarray, list[float]] | None:
+        """The current kind's readout with the highest mean return; ``confirmed``: among those
+        acted on at least twice and the kind's first one."""
         mine = [t for t, k in zip(self.tried, self.kind_of) if k == self.kind]
+        if confirmed:
+            mine = [t for i, t in enumerate(mine) if i == 0 or len(t[1]) > 1]
         return max(mine, key=lambda t: float(np.mean(t[1])), default=None)
 
     def episode(self) -> float:
@@ -184,8 +190,9 @@ class _Selection:
         return ret
 
     def best(self, fallback: Readout) -> Readout:
-        """The readout with the highest mean return (``fallback`` before any episode)."""
-        lead = self._leader()
+        """The confirmed readout with the highest mean return (``fallback`` before any
+        episode)."""
+        lead = self._leader(confirmed=True)
         if lead is None:
             return fallback
         w = lead[0]
