@@ -436,6 +436,22 @@ def test_ppo_learns_masked_cartpole_through_change_channels():
     assert best < 200, f"without change channels PPO reached {best:.1f} in {steps} env steps"
 
 
+def test_ars_learns_mountaincar_through_a_slow_trace():
+    """Seeded: configs/mountaincar.yaml (ARS, readout on a trace of decay 0.95) reaches −110 on
+    MountainCar-v0 within 32k env steps; the same run reading each step's spike counts alone
+    stays below −120."""
+    from neuralalchemy.config import shipped_config
+
+    ctx = make_context([], env="MountainCar-v0", config=shipped_config("mountaincar"))
+    assert ctx.trace_decay == 0.95
+    best, steps = best_eval(ctx, 32_000, 2_000)
+    assert best >= -110, f"ARS reached only {best:.1f} in {steps} env steps"
+    counts = make_context(["readout.features=counts"], env="MountainCar-v0",
+                          config=shipped_config("mountaincar"))
+    best, steps = best_eval(counts, 32_000, 2_000)
+    assert best < -120, f"on spike counts ARS reached {best:.1f} in {steps} env steps"
+
+
 def test_blq_learns_cartpole():
     """Seeded: BLQ's greedy readout clears 150 within 5k env steps."""
     ctx = make_context([CARTPOLE_RANGES, "training.algorithm=blq",
