@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "masked_velocity.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("masked_velocity", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["masked_velocity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from benchscripts import load_benchmark
 
 
 def test_one_step_memory_recovers_velocity_that_position_alone_does_not():
-    mv = _load()
+    mv = load_benchmark("masked_velocity")
     from neuralalchemy.meta.reservoir_prior import random_episodes
 
     full = random_episodes("CartPole-v1", 200, 0)

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pendulum_capacity.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("pendulum_capacity", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["pendulum_capacity"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from benchscripts import load_benchmark
 
 
 def test_controller_swings_up_and_balances():
-    pc = _load()
+    pc = load_benchmark("pendulum_capacity")
     assert pc.play(pc.swing_up, 10).mean() >= -200
     up = np.array([[1.0, 0.0, 0.0], [np.cos(0.1), np.sin(0.1), 0.0]])
     assert np.array_equal(pc.swing_up(up), [0.0, -1.2])  # balance: -(12θ + 3θ̇)
@@ -34,7 +21,7 @@ def test_reservoir_features_express_a_swing_up_the_raw_state_cannot():
     the same regression on the raw observation (a linear policy on the state) cannot. Measured:
     −165.6 (R² 0.81) against −1,601 (R² 0.22); the controller itself −145 on these 10 episodes
     (the first test)."""
-    pc = _load()
+    pc = load_benchmark("pendulum_capacity")
     ret, r2, n = pc.clone([], 0, 12_800)
     assert n == 512 and r2 > 0.7 and ret >= -250, (ret, r2)
     raw_ret, raw_r2 = pc.raw_control(12_800)
