@@ -34,7 +34,12 @@ from _results import table, write_section  # noqa: E402
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.envs import env_info  # noqa: E402
 from neuralalchemy.learners.base import Readout  # noqa: E402
-from neuralalchemy.train import EVAL_SEED, _context, encoder_ranges, evaluate_readout  # noqa: E402
+from neuralalchemy.train import (  # noqa: E402
+    EVAL_SEED,
+    build_context,
+    encoder_ranges,
+    evaluate_readout,
+)
 from neuralalchemy.vecfeatures import from_context, mean_std  # noqa: E402
 
 MAX_TORQUE = 2.0
@@ -101,7 +106,7 @@ def collect(overrides: list[str], seed: int, samples: int
     cfg = load_config("pendulum", overrides=[f"reservoir.seed={seed}",
                                              f"training.seed={seed}", *overrides], environ={})
     info = env_info(cfg.env)
-    ctx = _context(cfg, info, encoder_ranges(cfg, info))
+    ctx = build_context(cfg, info, encoder_ranges(cfg, info))
     vec = from_context(ctx, ENVS, seed)
     rng = np.random.default_rng(seed)
     feats, obs, target = [], [], []

@@ -159,19 +159,22 @@ def _start(cfg: Config, info: EnvInfo, ranges: np.ndarray | None = None
     warm-started (transfer learning)."""
     if cfg.training.init is None:
         ranges = encoder_ranges(cfg, info) if ranges is None else ranges
-        ctx = _context(cfg, info, ranges)
+        ctx = build_context(cfg, info, ranges)
         return cfg, ranges, ctx, make_learner(ctx)
     source = load_source(cfg.training.init)
     cfg = adopt_source(cfg, source, info)
     ranges = np.asarray(source.encoder_ranges, dtype=np.float64)
-    ctx = _context(cfg, info, ranges, network=source.network)
+    ctx = build_context(cfg, info, ranges, network=source.network)
     learner = make_learner(ctx)
     learner.warm_start(source_readout(source), cfg.training.init_freeze == "normalisation")
     return cfg, ranges, ctx, learner
 
 
-def _context(cfg: Config, info: EnvInfo, ranges: np.ndarray,
-             network: NetworkParams | None = None) -> Context:
+def build_context(cfg: Config, info: EnvInfo, ranges: np.ndarray,
+                  network: NetworkParams | None = None) -> Context:
+    """The context a learner acts in: the encoder over ``ranges``, ``network`` (else drawn from
+    ``cfg.reservoir``, pre-adapted when ``cfg.plasticity`` names a rule) and the readout's trace
+    decay (0 for spike counts)."""
     enc = encoder_for(cfg.encoder, ranges)
     if network is None:
         network = build_network(cfg.reservoir, enc.n_channels, enc.binary)

@@ -15,7 +15,7 @@ from neuralalchemy.config import Config, ConfigError, load_config
 from neuralalchemy.envs import env_info
 from neuralalchemy.learners import make_learner
 from neuralalchemy.learners.base import Readout
-from neuralalchemy.train import _context, _start, evaluate_readout, train
+from neuralalchemy.train import _start, build_context, evaluate_readout, train
 from neuralalchemy.transfer import source_readout
 
 RANGES = "encoder.ranges=[[-2.4,2.4],[-3,3],[-0.21,0.21],[-3.5,3.5]]"
@@ -63,7 +63,7 @@ def test_transferred_agent_starts_where_the_source_ended(source_run):
     warm = evaluate_readout(ctx, learner.readout(), 10).mean()
     scratch_cfg = load_config(None, overrides=[*SMALL, "env=CartPoleTask-v1@length=0.4"])
     info = env_info(scratch_cfg.env)
-    sctx = _context(scratch_cfg, info, np.asarray(scratch_cfg.encoder.ranges))
+    sctx = build_context(scratch_cfg, info, np.asarray(scratch_cfg.encoder.ranges))
     cold = evaluate_readout(sctx, make_learner(sctx).readout(), 10).mean()
     source_eval = json.loads((source_run / "summary.json").read_text())["eval_mean"]
     assert warm > 3 * cold and warm > 0.5 * source_eval, (warm, cold, source_eval)
