@@ -33,7 +33,7 @@ from _results import table, write_section  # noqa: E402
 
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.envs import env_info  # noqa: E402
-from neuralalchemy.learners.base import Readout  # noqa: E402
+from neuralalchemy.learners.base import Context, Readout  # noqa: E402
 from neuralalchemy.train import (  # noqa: E402
     EVAL_SEED,
     build_context,
@@ -100,7 +100,7 @@ def ridge(x: np.ndarray, y: np.ndarray, lam: float = RIDGE) -> np.ndarray:
 
 
 def collect(overrides: list[str], seed: int, samples: int
-            ) -> tuple[object, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            ) -> tuple[Context, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Context, features (S, N), raw observations (S, 3), the controller's pre-tanh actions
     (S,) and the features' normalisation, from the noisy controller on ``samples`` steps."""
     cfg = load_config("pendulum", overrides=[f"reservoir.seed={seed}",
@@ -135,7 +135,9 @@ def clone(overrides: list[str], seed: int, samples: int) -> tuple[float, float, 
 
 
 def raw_control(samples: int) -> tuple[float, float]:
-    """The same regression on the raw observation: greedy mean return and R²."""
+    """The same regression on the raw observation: greedy mean return and R². The steps come
+    from the same pipeline (its features unused, so a 16-neuron reservoir keeps it cheap): the
+    controller's observations and actions do not depend on the reservoir."""
     _, _, obs, target, _ = collect(["reservoir.size=16"], 0, samples)
     w = ridge(obs, target)
     r2 = 1.0 - np.mean((obs @ w[:-1] + w[-1] - target) ** 2) / target.var()

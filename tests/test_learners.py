@@ -14,7 +14,7 @@ import pytest
 import torch
 from netcases import CARTPOLE_RANGES
 
-from neuralalchemy.agent_io import encoder_for, window
+from neuralalchemy.agent_io import window
 from neuralalchemy.checkpoint import load_checkpoint
 from neuralalchemy.config import ConfigError, load_config
 from neuralalchemy.engine import Reservoir
@@ -29,8 +29,7 @@ from neuralalchemy.learners.optim import (
     readout_penalty,
     schedule_factor,
 )
-from neuralalchemy.network import build_network
-from neuralalchemy.train import encoder_ranges, evaluate_readout
+from neuralalchemy.train import build_context, encoder_ranges, evaluate_readout
 from neuralalchemy.vecfeatures import (
     POTENTIALS,
     RandomNetworkDistillation,
@@ -47,10 +46,7 @@ def make_context(overrides: list[str], env: str = "CartPole-v1",
     """A learner's context built the way ``train`` builds it (from ``config``, if given)."""
     cfg = load_config(config, environ={}, overrides=[f"env={env}", *overrides])
     info = env_info(cfg.env)
-    enc = encoder_for(cfg.encoder, encoder_ranges(cfg, info))
-    network = build_network(cfg.reservoir, enc.n_channels, enc.binary)
-    decay = cfg.readout.trace_decay if cfg.readout.features == "trace" else 0.0
-    return Context(cfg, info, network, enc, decay)
+    return build_context(cfg, info, encoder_ranges(cfg, info))
 
 
 def best_eval(ctx: Context, steps: int, every: int, episodes: int = 20) -> tuple[float, int]:
