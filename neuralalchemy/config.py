@@ -164,6 +164,9 @@ class TrainingConfig:
         False, "ppo: divide rewards by a running std of each environment's discounted return "
         "(reward scaling, Engstrom et al. 2020; SB3 VecNormalize's norm_reward), so that the "
         "critic fits values of unit scale whatever the reward's units")
+    reward_clip: float = _f(
+        10.0, "ppo with normalize_rewards: bound on a scaled reward (SB3 VecNormalize's "
+        "clip_reward); 0 disables it, which a sparse payment at the episode's end needs", 0.0, 1e9)
     init_log_std: float = _f(
         -0.5, "initial log std of the Gaussian policy before tanh (ppo, Box actions)", -10.0, 5.0)
     optimizer: Literal["sgd", "momentum", "rmsprop", "adam"] = _f(

@@ -403,6 +403,25 @@ def test_ppo_reward_scaling_gives_unit_scale_returns(units):
     assert np.array_equal(plain._scale_rewards(r, np.zeros(2, bool)), r)
 
 
+def test_ppo_reward_clip_off_keeps_a_sparse_payment_whole():
+    """A payment of the episode's length on its last step is many stds of the running return:
+    the default clip (10) flattens it, ``reward_clip=0`` keeps its ratio to the other payments."""
+    def scaled(clip):
+        learner = make_learner(make_context(
+            ["reservoir.size=16", "encoder.calibration_episodes=1", "training.algorithm=ppo",
+             "training.num_envs=2", "training.normalize_rewards=true",
+             f"training.reward_clip={clip}"], env="SparseCartPole-v1"))
+        out = []
+        for t in range(1, 401):  # episodes of 100 and 200 steps, paid at their end
+            done = np.array([t % 100 == 0, t % 200 == 0])
+            out.append(learner._scale_rewards(np.where(done, [100.0, 200.0], 0.0), done))
+        return np.array(out)[-1]
+
+    clipped, whole = scaled(10.0), scaled(0)  # the 100-step payment scales to about 8
+    assert clipped[1] == 10.0 and clipped[1] / clipped[0] < 1.5
+    assert whole[1] > 10.0 and whole[1] / whole[0] == pytest.approx(2.0)
+
+
 def test_ppo_learns_cartpole():
     """Seeded: PPO as configs/cartpole_ppo.yaml ships it solves CartPole: its greedy readout
     reaches 475 within 12k env steps (the untrained readout: 9.6; random play: ~22). The greedy

@@ -23,8 +23,8 @@ passes of ``minibatches`` Adam (or configured) steps on
 with ``ρ = π_new / π_old``. ``feature_noise`` adds ``N(0, σ²)`` to ``z``
 in the updates. With ``normalize_rewards`` the rewards the critic and GAE see are divided by
 the running standard deviation of each environment's discounted return ``G ← γ·G + r`` (reset at
-episode ends) and clipped to ±:data:`REWARD_CLIP`; reported episode returns stay in the
-environment's units.
+episode ends) and clipped to ±``reward_clip`` (10 by default, as SB3's VecNormalize; 0 leaves
+them unclipped); reported episode returns stay in the environment's units.
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ from neuralalchemy.vecfeatures import from_context, mean_std
 
 _DT = torch.float64
 _PARAMS = ("theta", "bias", "w_value", "b_value", "log_std")
-REWARD_CLIP = 10.0
-"""Bound on a scaled reward (``normalize_rewards``), SB3 VecNormalize's ``clip_reward``."""
 
 
 @dataclass
@@ -186,8 +184,11 @@ class Ppo:
         self.ret_acc = np.where(done, 0.0, self.ret_acc)
         var = self.ret_stats[2] / self.ret_stats[0]
         # clipped as SB3's VecNormalize does: while every environment has earned the same
-        # return (CartPole's first steps) the variance is ~0 and the quotient meaningless
-        return np.clip(r / np.sqrt(var + 1e-8), -REWARD_CLIP, REWARD_CLIP)
+        # return (CartPole's first steps) the variance is ~0 and the quotient meaningless. A
+        # sparse payment at the episode's end is many stds of the running return by nature,
+        # and clipping it flattens the difference between short and long episodes.
+        scaled = r / np.sqrt(var + 1e-8)
+        return np.clip(scaled, -tr.reward_clip, tr.reward_clip) if tr.reward_clip > 0 else scaled
 
     def _advantages(self, roll: Rollout) -> tuple[torch.Tensor, ...]:
         """Normalised features, actions, old log-probs, advantages and returns, flattened."""
