@@ -85,8 +85,10 @@ def adapt_blq(agent: Agent, task: dict[str, float] | None, prior: GaussianPrior,
     blq = new_blq(ctx, prior, noise_var)
     kinds = KindPosterior(mixture) if mixture is not None else None
     if kinds is not None:
-        blq.recentre(mixture.means[kinds.current])
-    returns, online, done = [], [], 0
+        blq.recentre(kinds.mixture.means[kinds.current])
+    returns: list[float] = []
+    online: list[float] = []
+    done = 0
     chooser = _Selection(blq, kinds.current if kinds is not None else 0) if select else None
     ro = blq.readout()
     for k in sorted(set(schedule)):

@@ -19,6 +19,7 @@ weights (``extra.prior.*``), plus ``summary.json`` and ``elbo.png``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ from neuralalchemy.meta.core import (
     shared_normalisation,
 )
 from neuralalchemy.meta.hierarchy import (
+    HierarchyFit,
     HyperPrior,
+    MixtureFit,
     SuffStats,
     fit_hierarchy,
     fit_mixture,
@@ -137,7 +140,8 @@ def fit_reservoir(agent: Agent, tasks: list[dict[str, float]], m: MetaConfig,
     return replace(agent, cfg=replace(cfg, reservoir=chosen), network=nets[prior.chosen]), prior
 
 
-def score_candidates(agent: Agent, cand: np.ndarray, tasks: list[dict[str, float] | None],
+def score_candidates(agent: Agent, cand: np.ndarray,
+                     tasks: Sequence[dict[str, float] | None],
                      n_episodes: int, episode_seeds: list[int],
                      seed: int) -> tuple[np.ndarray, list[Any]]:
     """Log evidence (T, G) of each task's random-policy episodes under each candidate reservoir
@@ -204,7 +208,8 @@ def choose_centres(agent: Agent, tasks: list[dict[str, float]], labels: np.ndarr
     can be the better estimate of the values on states no single task's data covered. Which
     earns more varies by family, so ``best`` measures both (greedy, ``episodes`` per task of
     the kind) and keeps the higher."""
-    chosen, picked, table = svi.copy(), [], {c: [] for c in CENTRES}
+    chosen, picked = svi.copy(), []
+    table: dict[str, list[float]] = {c: [] for c in CENTRES}
     for k in range(len(svi)):
         mine = torch.as_tensor(labels == k)
         cand = {"svi": svi[k],
@@ -280,10 +285,13 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
         kinds, labels = task_kinds(family, tasks) if m.mixture else ([], np.zeros(0))
         lam = float(prior.precision[0, 0])
         mixture = None
+        fit: MixtureFit | HierarchyFit
+        weights = np.ones(1)
         if len(kinds) > 1:
             fit = fit_mixture(stats, labels, m.svi_steps, m.svi_lr, tr.seed, hyper_prior(m))
             means, std, factor = fit.predictive()
-            top = int(np.argmax(fit.weights))
+            weights = fit.weights
+            top = int(np.argmax(weights))
             mu_std = fit.mu_std[top]
         else:
             labels = np.zeros(len(tasks), dtype=np.int64)
@@ -296,7 +304,7 @@ def meta_train(cfg: Config, out: Path | None = None, progress: bool = True) -> M
         mean = means[top]
         if len(kinds) > 1:
             bar.update(job, status="kinds' returns")
-            mixture = Mixture(means, fit.weights,
+            mixture = Mixture(means, weights,
                               kind_returns(agent, tasks, labels, means, feat, m.eval_episodes),
                               kinds)
         bar.update(job, completed=m.train_tasks + 1, status="done")
