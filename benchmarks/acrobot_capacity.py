@@ -68,7 +68,8 @@ SETTINGS: tuple[tuple[str, list[str]], ...] = (
 def pump(obs: np.ndarray) -> np.ndarray:
     """A hand-made teacher's logits: torque along the second joint's velocity, which raises the
     energy (its power is ``τ·θ̇₂``): action 2 (+1) when ``θ̇₂ > 0``, else action 0 (−1).
-    It reaches the line in about 110 steps; a test teacher, needing no SB3."""
+    Most evaluation episodes end within 100 steps, a few in a limit cycle that never reaches
+    the line (mean −110.5 over the 20); a test teacher, needing no SB3."""
     up = (obs[:, 5] > 0).astype(np.float64)
     return np.stack([1.0 - up, np.zeros(len(obs)), up], axis=1)
 
