@@ -28,18 +28,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cloning import play as play_episodes  # noqa: E402
+from _cloning import ridge  # noqa: E402
 from _results import table, write_section  # noqa: E402
 
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.envs import env_info  # noqa: E402
 from neuralalchemy.learners.base import Context, Readout  # noqa: E402
 from neuralalchemy.train import (  # noqa: E402
-    EVAL_SEED,
     build_context,
     encoder_ranges,
     evaluate_readout,
@@ -102,24 +102,8 @@ def sb3_teacher(steps: int, seed: int = 0) -> Teacher:
 
 def play(teacher: Teacher, episodes: int = EPISODES) -> np.ndarray:
     """Returns of the teacher's greedy policy on the evaluation episodes."""
-    env = gym.make(ENV)
-    out = np.zeros(episodes)
-    for i in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + i)
-        done = False
-        while not done:
-            action = int(np.argmax(teacher(obs[None].astype(np.float64))[0]))
-            obs, reward, term, trunc, _ = env.step(action)
-            out[i] += reward
-            done = term or trunc
-    env.close()
-    return out
-
-
-def ridge(x: np.ndarray, y: np.ndarray, lam: float = RIDGE) -> np.ndarray:
-    """Weights (F + 1, A) of ``y ≈ [x, 1]·w`` minimising ``|[x, 1]·w − y|² + lam·|w|²``."""
-    x1 = np.hstack([x, np.ones((len(x), 1))])
-    return np.linalg.solve(x1.T @ x1 + lam * np.eye(x1.shape[1]), x1.T @ y)
+    return play_episodes(
+        ENV, lambda obs: int(np.argmax(teacher(obs[None].astype(np.float64))[0])), episodes)
 
 
 def _context(overrides: list[str], seed: int) -> Context:
@@ -157,7 +141,7 @@ def dagger(teacher: Teacher, overrides: list[str], seed: int, rounds: int, steps
         if r == 0:  # the normalisation the learners would use: the first round's statistics
             mean, std = mean_std(vec.stats)
         z = (np.concatenate(feats) - mean) / std
-        w = ridge(z, np.concatenate(labels))
+        w = ridge(z, np.concatenate(labels), RIDGE)
         ro = Readout(theta=w[:-1].T.copy(), bias=w[-1].copy(), mean=mean, std=std)
     assert ro is not None
     y = np.concatenate(labels)
@@ -178,7 +162,7 @@ def raw_control(teacher: Teacher, steps: int) -> tuple[float, float]:
     16-neuron reservoir keeps the pipeline cheap, its features unused): greedy mean return and
     agreement."""
     _, _, obs, _, y, _ = dagger(teacher, ["reservoir.size=16"], 0, 1, steps)
-    w = ridge(obs, y)
+    w = ridge(obs, y, RIDGE)
     agree = float(np.mean(np.argmax(obs @ w[:-1] + w[-1], axis=1) == np.argmax(y, axis=1)))
     ret = play(lambda o: o @ w[:-1] + w[-1])
     return float(ret.mean()), agree

@@ -24,18 +24,18 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cloning import play as play_episodes  # noqa: E402
+from _cloning import ridge  # noqa: E402
 from _results import table, write_section  # noqa: E402
 
 from neuralalchemy.config import load_config  # noqa: E402
 from neuralalchemy.envs import env_info  # noqa: E402
 from neuralalchemy.learners.base import Context, Readout  # noqa: E402
 from neuralalchemy.train import (  # noqa: E402
-    EVAL_SEED,
     build_context,
     encoder_ranges,
     evaluate_readout,
@@ -80,23 +80,8 @@ def pre_tanh(torque: np.ndarray) -> np.ndarray:
 
 def play(policy, episodes: int = EPISODES) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Returns of ``policy(obs) -> torque`` on Pendulum-v1's evaluation episodes."""
-    env = gym.make("Pendulum-v1")
-    out = np.zeros(episodes)
-    for i in range(episodes):
-        obs, _ = env.reset(seed=EVAL_SEED + i)
-        done = False
-        while not done:
-            obs, reward, term, trunc, _ = env.step(np.array([policy(obs)], dtype=np.float32))
-            out[i] += reward
-            done = term or trunc
-    env.close()
-    return out
-
-
-def ridge(x: np.ndarray, y: np.ndarray, lam: float = RIDGE) -> np.ndarray:
-    """Weights (F + 1,) of ``y ≈ [x, 1]·w`` minimising ``|[x, 1]·w − y|² + lam·|w|²``."""
-    x1 = np.hstack([x, np.ones((len(x), 1))])
-    return np.linalg.solve(x1.T @ x1 + lam * np.eye(x1.shape[1]), x1.T @ y)
+    return play_episodes(
+        "Pendulum-v1", lambda obs: np.array([policy(obs)], dtype=np.float32), episodes)
 
 
 def collect(overrides: list[str], seed: int, samples: int
@@ -128,7 +113,7 @@ def clone(overrides: list[str], seed: int, samples: int) -> tuple[float, float, 
     """Greedy mean return and R² of the cloned readout, and the feature count."""
     ctx, feats, _, target, (mean, std) = collect(overrides, seed, samples)
     z = (feats - mean) / std
-    w = ridge(z, target)
+    w = ridge(z, target, RIDGE)
     r2 = 1.0 - np.mean((z @ w[:-1] + w[-1] - target) ** 2) / target.var()
     ro = Readout(theta=w[None, :-1], bias=np.array([w[-1]]), mean=mean, std=std)
     return float(evaluate_readout(ctx, ro, EPISODES).mean()), float(r2), feats.shape[1]
@@ -139,7 +124,7 @@ def raw_control(samples: int) -> tuple[float, float]:
     from the same pipeline (its features unused, so a 16-neuron reservoir keeps it cheap): the
     controller's observations and actions do not depend on the reservoir."""
     _, _, obs, target, _ = collect(["reservoir.size=16"], 0, samples)
-    w = ridge(obs, target)
+    w = ridge(obs, target, RIDGE)
     r2 = 1.0 - np.mean((obs @ w[:-1] + w[-1] - target) ** 2) / target.var()
     ret = play(lambda o: MAX_TORQUE * np.tanh(o @ w[:-1] + w[-1]))
     return float(ret.mean()), float(r2)
