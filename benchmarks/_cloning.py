@@ -1,5 +1,5 @@
-"""What the capacity benchmarks share: greedy evaluation episodes and the ridge fit that clones
-a teacher onto features."""
+"""What the capacity benchmarks share: a learner's context from a shipped config, greedy
+evaluation episodes, and the ridge fit that clones a teacher onto features."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from neuralalchemy.train import EVAL_SEED
+from neuralalchemy.config import load_config
+from neuralalchemy.envs import env_info
+from neuralalchemy.learners.base import Context
+from neuralalchemy.train import EVAL_SEED, build_context, encoder_ranges
+
+
+def context(config: str, overrides: list[str], seed: int) -> Context:
+    """The context ``train`` would build from the shipped ``config`` with ``overrides``, its
+    reservoir and learner seeded with ``seed``."""
+    cfg = load_config(config, overrides=[f"reservoir.seed={seed}", f"training.seed={seed}",
+                                         *overrides], environ={})
+    info = env_info(cfg.env)
+    return build_context(cfg, info, encoder_ranges(cfg, info))
 
 
 def play(env_id: str, act: Callable[[np.ndarray], Any], episodes: int) -> np.ndarray:
@@ -28,7 +40,7 @@ def play(env_id: str, act: Callable[[np.ndarray], Any], episodes: int) -> np.nda
     return out
 
 
-def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1.0) -> np.ndarray:
+def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     """Weights (F + 1, …) of ``y ≈ [x, 1]·w`` minimising ``|[x, 1]·w − y|² + lam·|w|²``."""
     x1 = np.hstack([x, np.ones((len(x), 1))])
     return np.linalg.solve(x1.T @ x1 + lam * np.eye(x1.shape[1]), x1.T @ y)

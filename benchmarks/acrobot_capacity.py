@@ -32,18 +32,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cloning import (
+    context,  # noqa: E402
+    ridge,  # noqa: E402
+)
 from _cloning import play as play_episodes  # noqa: E402
-from _cloning import ridge  # noqa: E402
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.config import load_config  # noqa: E402
-from neuralalchemy.envs import env_info  # noqa: E402
 from neuralalchemy.learners.base import Context, Readout  # noqa: E402
-from neuralalchemy.train import (  # noqa: E402
-    build_context,
-    encoder_ranges,
-    evaluate_readout,
-)
+from neuralalchemy.train import evaluate_readout  # noqa: E402
 from neuralalchemy.vecfeatures import from_context, mean_std  # noqa: E402
 
 Teacher = Callable[[np.ndarray], np.ndarray]
@@ -106,19 +103,12 @@ def play(teacher: Teacher, episodes: int = EPISODES) -> np.ndarray:
         ENV, lambda obs: int(np.argmax(teacher(obs[None].astype(np.float64))[0])), episodes)
 
 
-def _context(overrides: list[str], seed: int) -> Context:
-    cfg = load_config("acrobot_ppo", overrides=[f"reservoir.seed={seed}",
-                                                f"training.seed={seed}", *overrides], environ={})
-    info = env_info(cfg.env)
-    return build_context(cfg, info, encoder_ranges(cfg, info))
-
-
 def dagger(teacher: Teacher, overrides: list[str], seed: int, rounds: int, steps: int
            ) -> tuple[Context, Readout, np.ndarray, np.ndarray, np.ndarray, float]:
     """The readout after ``rounds`` DAgger rounds of ``steps`` env steps each, with its context,
     the raw observations, features and centred teacher logits of every step, and the share of
     those steps on which the readout's first argmax is the teacher's."""
-    ctx = _context(overrides, seed)
+    ctx = context("acrobot_ppo", overrides, seed)
     rng = np.random.default_rng(seed)
     feats: list[np.ndarray] = []
     obs: list[np.ndarray] = []
@@ -129,9 +119,10 @@ def dagger(teacher: Teacher, overrides: list[str], seed: int, rounds: int, steps
         vec = from_context(ctx, ENVS, seed * 1_000 + r)
         f = vec.reset()
         for _ in range(steps // ENVS):
-            lg = teacher(vec.obs.astype(np.float64))
+            o = vec.obs.astype(np.float64)
+            lg = teacher(o)
             feats.append(f.copy())
-            obs.append(vec.obs.astype(np.float64))
+            obs.append(o)
             labels.append(lg - lg.mean(axis=1, keepdims=True))
             act = lg if ro is None else ((f - mean) / std) @ ro.theta.T + ro.bias
             action = np.argmax(act, axis=1)

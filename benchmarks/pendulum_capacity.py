@@ -28,16 +28,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cloning import (
+    context,  # noqa: E402
+    ridge,  # noqa: E402
+)
 from _cloning import play as play_episodes  # noqa: E402
-from _cloning import ridge  # noqa: E402
 from _results import table, write_section  # noqa: E402
 
-from neuralalchemy.config import load_config  # noqa: E402
-from neuralalchemy.envs import env_info  # noqa: E402
 from neuralalchemy.learners.base import Context, Readout  # noqa: E402
 from neuralalchemy.train import (  # noqa: E402
-    build_context,
-    encoder_ranges,
     evaluate_readout,
 )
 from neuralalchemy.vecfeatures import from_context, mean_std  # noqa: E402
@@ -88,10 +87,7 @@ def collect(overrides: list[str], seed: int, samples: int
             ) -> tuple[Context, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Context, features (S, N), raw observations (S, 3), the controller's pre-tanh actions
     (S,) and the features' normalisation, from the noisy controller on ``samples`` steps."""
-    cfg = load_config("pendulum", overrides=[f"reservoir.seed={seed}",
-                                             f"training.seed={seed}", *overrides], environ={})
-    info = env_info(cfg.env)
-    ctx = build_context(cfg, info, encoder_ranges(cfg, info))
+    ctx = context("pendulum", overrides, seed)
     vec = from_context(ctx, ENVS, seed)
     rng = np.random.default_rng(seed)
     feats, obs, target = [], [], []
