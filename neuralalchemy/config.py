@@ -134,11 +134,13 @@ class ReadoutConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The readout learner: ARS (Mania et al. 2018), PPO (Schulman et al. 2017) or BLQ (Bayesian
-    linear Q-learning with Thompson sampling)."""
+    """The readout learner: ARS (Mania et al. 2018), PPO (Schulman et al. 2017), BLQ (Bayesian
+    linear Q-learning with Thompson sampling) or MPC (a learned model plans, the readout imitates
+    the plans by DAgger)."""
 
-    algorithm: Literal["ars", "ppo", "blq"] = _f(
-        "ars", "readout learner: 'ars' random search, 'ppo' actor-critic, 'blq' Bayesian linear Q")
+    algorithm: Literal["ars", "ppo", "blq", "mpc"] = _f(
+        "ars", "readout learner: 'ars' random search, 'ppo' actor-critic, 'blq' Bayesian linear "
+        "Q, 'mpc' model-based (planning on a learned model, distilled into the readout)")
     steps: int = _f(2_000_000, "budget of environment steps", 1, 10**10)
     directions: int = _f(16, "random directions per update (ars)", 1, 4096)
     top_directions: int = _f(8, "best directions used in the update (ars)", 1, 4096)
@@ -195,6 +197,25 @@ class TrainingConfig:
         100, "env steps (all environments together) between posterior refits (blq)", 1, 10**7)
     fitted_q_iterations: int = _f(
         10, "fitted-Q sweeps over the replay in each refit (blq)", 1, 1000)
+    model_ensemble: int = _f(5, "mpc: MLPs in the learned dynamics ensemble", 1, 64)
+    model_hidden: int = _f(128, "mpc: units in each of the model's two hidden layers", 1, 4096)
+    model_every: int = _f(
+        1_000, "mpc: env steps (all environments together) between model refits", 1, 10**8)
+    model_updates: int = _f(
+        4_000, "mpc: most Adam steps per model refit (20 passes over the data, at least 500)",
+        1, 10**7)
+    random_steps: int = _f(
+        1_000, "mpc: env steps of uniformly random actions before the first model", 1, 10**8)
+    plan_horizon: int = _f(15, "mpc: steps each planned action sequence looks ahead", 1, 1000)
+    plan_candidates: int = _f(
+        200, "mpc: action sequences per environment and CEM iteration (a multiple of "
+        "model_ensemble)", 2, 10**6)
+    plan_iterations: int = _f(3, "mpc: cross-entropy-method refits per plan", 1, 100)
+    dagger_beta: float = _f(
+        0.5, "mpc: probability that an env step executes the planner's action rather than the "
+        "readout's (DAgger's mixture; 1: the planner always acts)", 0.0, 1.0)
+    ridge: float = _f(
+        1.0, "mpc: ridge penalty of the readout's regression onto the plans", 0.0, 1e9)
     init: str | None = _f(
         None, "transfer learning: a run folder (or checkpoint) whose network, encoder and "
         "readout start this run (`alchemy train --init RUN`)")
@@ -220,7 +241,7 @@ class ExplorationConfig:
         "features) or 'counts' (1/sqrt(n) over SimHash codes of the features)")
     intrinsic_coef: float = _f(0.1, "scale of the novelty bonus added to the reward", 0.0, 1e6)
     hash_bits: int = _f(16, "SimHash bits of the 'counts' bonus", 1, 62)
-    shaping: Literal["none", "cartpole", "mountaincar"] = _f(
+    shaping: Literal["none", "cartpole", "mountaincar", "acrobot"] = _f(
         "none", "potential-based shaping F = gamma*phi(s') - phi(s) with the named potential "
         "(leaves the optimal policy unchanged)")
     shaping_scale: float = _f(1.0, "multiplier of the shaping potential phi", 0.0, 1e6)
@@ -572,7 +593,7 @@ def _parse_scalar(text: str) -> Any:
 # The shipped config ``alchemy train --env ID`` uses when no ``--config`` is given (CartPole-v1's,
 # cartpole.yaml, is the built-in defaults).
 SHIPPED_FOR_ENV = {
-    "Acrobot-v1": "acrobot_ppo", "MountainCar-v0": "mountaincar",
+    "Acrobot-v1": "acrobot_mpc", "MountainCar-v0": "mountaincar",
     "Pendulum-v1": "pendulum", "MaskedCartPole-v1": "masked_cartpole",
     "MaskedPendulum-v1": "masked_pendulum", "SparseCartPole-v1": "sparse_cartpole",
 }

@@ -70,9 +70,26 @@ def _mountaincar_potential(obs: np.ndarray) -> np.ndarray:
     return (0.0025 / 3 * (np.sin(3 * x) + 1.0) + 0.5 * v * v) / flag
 
 
+def _acrobot_potential(obs: np.ndarray) -> np.ndarray:
+    """Mechanical energy below the goal's, ``Φ = min(0, (E − E_goal) / (E_goal − E_rest))``:
+    −1 hanging at rest, 0 from the energy of the straight links held with the tip on the goal
+    line (θ1 = 120°) upward. ``E = T + V`` with Acrobot-v1's masses, lengths and inertias:
+    ``V = −g·(lc1·cos θ1 + l1·cos θ1 + lc2·cos(θ1 + θ2))`` and ``T = ½·q̇ᵀ·M(θ2)·q̇`` (the
+    environment's mass matrix, ``M11 = 3.5 + cos θ2``, ``M12 = 1.25 + cos θ2 / 2``,
+    ``M22 = 1.25``)."""
+    g = 9.8
+    c1, s1, c2, s2, w1, w2 = np.atleast_2d(obs).T
+    c12 = c1 * c2 - s1 * s2
+    v = -g * 0.5 * c1 - g * (c1 + 0.5 * c12)
+    t = 0.5 * ((3.5 + c2) * w1 * w1 + 2 * (1.25 + 0.5 * c2) * w1 * w2 + 1.25 * w2 * w2)
+    e_goal, e_rest = 9.8, -19.6
+    return np.minimum((t + v - e_goal) / (e_goal - e_rest), 0.0)
+
+
 POTENTIALS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cartpole": _cartpole_potential,
     "mountaincar": _mountaincar_potential,
+    "acrobot": _acrobot_potential,
 }
 
 
@@ -198,8 +215,10 @@ class VecFeatures:
     :meth:`step` returns ``(features, rewards, terminated, truncated, infos)``: features (B, N) of
     the observation each environment now shows (a new episode's first one where an episode ended),
     training rewards (environment reward plus shaping and novelty, when on), and ``infos`` with
-    ``"env_reward"`` (B,) and ``"final_features"`` (B, N): the features of the last observation of
-    each episode that ended (zeros in other rows), for bootstrapping truncated episodes.
+    ``"env_reward"`` (B,), ``"final_features"`` (B, N): the features of the last observation of
+    each episode that ended (zeros in other rows), for bootstrapping truncated episodes, and
+    ``"last_obs"`` (B, D): the observation each step reached (an episode's last one where it
+    ended, before the reset), for learning the environment's dynamics.
     """
 
     def __init__(self, cfg: Config, info: EnvInfo, network: NetworkParams, encoder: Any,
@@ -288,7 +307,8 @@ class VecFeatures:
         self.obs, self.features = obs, feats
         self.stats.add(feats)
         return feats.copy(), train_reward, term, trunc, {"env_reward": reward,
-                                                        "final_features": final}
+                                                        "final_features": final,
+                                                        "last_obs": last}
 
     def _bonus(self, last: np.ndarray, term: np.ndarray, reached: np.ndarray) -> np.ndarray:
         """Shaping for the transition ``self.obs -> last`` plus novelty of the reached state."""

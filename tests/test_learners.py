@@ -108,7 +108,7 @@ def test_readout_penalty_and_prior():
 
 # ---------------------------------------------------------------- config
 def test_config_knows_the_learners():
-    assert {"ars", "ppo", "blq"} <= set(LEARNERS)
+    assert {"ars", "ppo", "blq", "mpc"} <= set(LEARNERS)
     cfg = load_config(environ={}, overrides=["training.algorithm=blq", "training.noise_var=2"])
     assert cfg.training.algorithm == "blq" and cfg.training.noise_var == 2.0
     for bad, fragment in [("training.algorithm=dqn", "training.algorithm: 'dqn' is not one of"),
@@ -306,6 +306,20 @@ def test_potentials():
     car = POTENTIALS["mountaincar"]
     low, flag = car(np.array([[-np.pi / 6, 0.0], [0.5, 0.0]]))
     assert low == pytest.approx(0.0) and flag == pytest.approx(1.0)
+    acro = POTENTIALS["acrobot"]
+
+    def acrobot_obs(t1: float, t2: float, w1: float = 0.0, w2: float = 0.0) -> np.ndarray:
+        return np.array([[np.cos(t1), np.sin(t1), np.cos(t2), np.sin(t2), w1, w2]])
+
+    line = 2 * np.pi / 3  # straight links, the tip on the goal line: -cos(t1) - cos(t1) = 1
+    assert acro(acrobot_obs(0.0, 0.0))[0] == pytest.approx(-1.0)
+    assert acro(acrobot_obs(line, 0.0))[0] == pytest.approx(0.0, abs=1e-12)
+    assert acro(acrobot_obs(np.pi, 0.0))[0] == 0.0  # above the goal's energy: capped
+    # straight links swinging through the bottom: T = M11/2·ω1² with M11 = 4.5, and the climb
+    # to the line takes E_goal − E_rest = 9.8 + 19.6
+    climb = np.sqrt(2 * 29.4 / 4.5)
+    assert acro(acrobot_obs(0.0, 0.0, w1=climb))[0] == pytest.approx(0.0, abs=1e-12)
+    assert acro(acrobot_obs(0.0, 0.0, w1=climb / 2))[0] == pytest.approx(-0.75)
 
 
 def test_novelty_bonuses_decay_with_visits():
@@ -422,6 +436,49 @@ def test_ppo_reward_clip_off_keeps_a_sparse_payment_whole():
     assert whole[1] > 10.0 and whole[1] / whole[0] == pytest.approx(2.0)
 
 
+def test_mpc_refuses_box_actions():
+    ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
+                        "training.algorithm=mpc"], env="Pendulum-v1")
+    with pytest.raises(ConfigError, match="discrete actions"):
+        make_learner(ctx)
+
+
+def test_mpc_readout_from_running_sums_is_the_ridge_regression():
+    """The readout fitted from the running sums is the ridge regression (free bias) of the
+    centred labels on the features standardised by the pipeline's statistics, computed
+    directly on the stacked rows."""
+    ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
+                        "training.algorithm=mpc", "training.ridge=3.0"], env="Acrobot-v1")
+    learner = make_learner(ctx)
+    rng = np.random.default_rng(5)
+    feats = [rng.poisson(2.0, (40, 16)).astype(float) for _ in range(3)]
+    labels = [rng.dirichlet(np.ones(3), 40) for _ in range(3)]
+    for f, y in zip(feats, labels):
+        learner._label(f, y)
+    learner._fit_readout()
+    ro = learner.readout()
+    z = (np.concatenate(feats) - ro.mean) / ro.std
+    y = np.concatenate(labels)
+    y = y - y.mean(1, keepdims=True)
+    zc, yc = z - z.mean(0), y - y.mean(0)
+    w = np.linalg.solve(zc.T @ zc + 3.0 * np.eye(16), zc.T @ yc)
+    np.testing.assert_allclose(ro.theta, w.T, atol=1e-9)
+    np.testing.assert_allclose(ro.bias, y.mean(0) - z.mean(0) @ w, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_mpc_learns_acrobot():
+    """Seeded: the model-based learner with a smaller planner than configs/acrobot_mpc.yaml
+    (100 candidates, 10 steps ahead) clears -110 with its distilled readout within 6k env steps
+    (the untrained readout, all zeros, plays action 0 and never ends an episode: -500)."""
+    from neuralalchemy.config import shipped_config
+
+    ctx = make_context(["training.plan_candidates=100", "training.plan_horizon=10"],
+                       config=shipped_config("acrobot_mpc"), env="Acrobot-v1")
+    best, steps = best_eval(ctx, 6_144, 1024)
+    assert best >= -110, f"MPC's readout reached only {best:.1f} in {steps} env steps"
+
+
 def test_ppo_learns_cartpole():
     """Seeded: PPO as configs/cartpole_ppo.yaml ships it solves CartPole: its greedy readout
     reaches 475 within 12k env steps (the untrained readout: 9.6; random play: ~22). The greedy
@@ -500,7 +557,7 @@ CONFIGS = {
     "masked_cartpole": "MaskedCartPole-v1", "masked_pendulum": "MaskedPendulum-v1",
     "sparse_cartpole": "SparseCartPole-v1", "cartpole_ppo": "CartPole-v1",
     "cartpole_blq": "CartPole-v1", "acrobot_ppo": "Acrobot-v1",
-    "mountaincar_blq": "MountainCar-v0",
+    "mountaincar_blq": "MountainCar-v0", "acrobot_mpc": "Acrobot-v1",
 }
 
 
@@ -520,7 +577,7 @@ def test_sparse_cartpole_config_discounts_so_that_surviving_is_optimal():
 def test_shipped_configs_are_valid(name):
     cfg = load_config(ROOT / "configs" / f"{name}.yaml", environ={})
     assert cfg.env == CONFIGS[name]
-    assert cfg.training.algorithm in ("ppo", "blq", "ars")
+    assert cfg.training.algorithm in ("ppo", "blq", "ars", "mpc")
 
 
 def test_every_issue_env_has_its_shipped_config():

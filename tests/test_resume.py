@@ -164,6 +164,10 @@ LEARNER_CASES = {
                      "encoder.kind=poisson", "exploration.thompson=false"], "CartPole-v1"),
     "ars": (["training.algorithm=ars", "training.directions=3", "training.top_directions=2"],
             "CartPole-v1"),
+    "mpc": (["training.algorithm=mpc", "training.num_envs=3", "training.rollout_steps=8",
+             "training.random_steps=20", "training.model_every=20", "training.model_updates=5",
+             "training.model_hidden=8", "training.plan_candidates=10",
+             "training.plan_horizon=3", "exploration.shaping=acrobot"], "Acrobot-v1"),
 }
 
 

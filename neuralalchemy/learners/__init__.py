@@ -24,7 +24,12 @@ def _blq(ctx: Context) -> Learner:
     return Blq(ctx)
 
 
-LEARNERS: dict[str, LearnerFactory] = {"ars": _ars, "ppo": _ppo, "blq": _blq}
+def _mpc(ctx: Context) -> Learner:
+    from neuralalchemy.learners.mpc import Mpc
+    return Mpc(ctx)
+
+
+LEARNERS: dict[str, LearnerFactory] = {"ars": _ars, "ppo": _ppo, "blq": _blq, "mpc": _mpc}
 
 
 def make_learner(ctx: Context) -> Learner:
