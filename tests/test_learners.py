@@ -468,15 +468,16 @@ def test_mpc_readout_from_running_sums_is_the_ridge_regression():
 
 @pytest.mark.slow
 def test_mpc_learns_acrobot():
-    """Seeded: the model-based learner with a smaller planner than configs/acrobot_mpc.yaml
-    (100 candidates, 10 steps ahead) clears -110 with its distilled readout within 6k env steps
-    (the untrained readout, all zeros, plays action 0 and never ends an episode: -500)."""
+    """Seeded: the model-based learner with a shorter horizon than configs/acrobot_mpc.yaml
+    (10 steps ahead) clears -100 with its distilled readout within 6k env steps (-80.7 when
+    written; the untrained readout, all zeros, plays action 0 and never ends an episode: -500;
+    SB3 PPO and DQN with the zoo's settings first reach -100 after about 25k)."""
     from neuralalchemy.config import shipped_config
 
-    ctx = make_context(["training.plan_candidates=100", "training.plan_horizon=10"],
-                       config=shipped_config("acrobot_mpc"), env="Acrobot-v1")
+    ctx = make_context(["training.plan_horizon=10"], config=shipped_config("acrobot_mpc"),
+                       env="Acrobot-v1")
     best, steps = best_eval(ctx, 6_144, 1024)
-    assert best >= -110, f"MPC's readout reached only {best:.1f} in {steps} env steps"
+    assert best >= -100, f"MPC's readout reached only {best:.1f} in {steps} env steps"
 
 
 def test_ppo_learns_cartpole():
