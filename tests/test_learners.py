@@ -367,10 +367,14 @@ def test_learners_are_deterministic_under_a_seed():
         assert np.abs(a.theta).sum() > 0
 
 
-def test_blq_refuses_box_actions():
+@pytest.mark.parametrize("algorithm", ["blq", "mpc"])
+def test_discrete_action_learners_refuse_box_actions(algorithm):
+    """BLQ and MPC choose among discrete actions; a Box env is refused (MPC with a ConfigError,
+    so the CLI prints one line and exits 2)."""
     ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
-                        "training.algorithm=blq"], env="Pendulum-v1")
-    with pytest.raises(ValueError, match="discrete actions"):
+                        f"training.algorithm={algorithm}"], env="Pendulum-v1")
+    with pytest.raises(ConfigError if algorithm == "mpc" else ValueError,
+                       match="discrete actions"):
         make_learner(ctx)
 
 
@@ -434,13 +438,6 @@ def test_ppo_reward_clip_off_keeps_a_sparse_payment_whole():
     clipped, whole = scaled(10.0), scaled(0)  # the 100-step payment scales to about 8
     assert clipped[1] == 10.0 and clipped[1] / clipped[0] < 1.5
     assert whole[1] > 10.0 and whole[1] / whole[0] == pytest.approx(2.0)
-
-
-def test_mpc_refuses_box_actions():
-    ctx = make_context(["reservoir.size=16", "encoder.calibration_episodes=1",
-                        "training.algorithm=mpc"], env="Pendulum-v1")
-    with pytest.raises(ConfigError, match="discrete actions"):
-        make_learner(ctx)
 
 
 def test_mpc_readout_from_running_sums_is_the_ridge_regression():

@@ -42,7 +42,7 @@ import torch
 
 from neuralalchemy.config import ConfigError
 from neuralalchemy.learners.base import Context, Progress, Readout
-from neuralalchemy.vecfeatures import POTENTIALS, from_context, mean_std
+from neuralalchemy.vecfeatures import from_context, mean_std
 
 _F = torch.float32
 ELITE_SHARE = 0.1
@@ -92,8 +92,6 @@ class Mpc:
         d, a, h = self.obs_dim, self.n_actions, tr.model_hidden
         self.model = Ensemble(tr.model_ensemble, d + a, h, d + 1, self.gen)
         self.done_model = Ensemble(1, d, h, 1, self.gen)
-        ex = ctx.cfg.exploration
-        self.potential = POTENTIALS[ex.shaping] if ex.shaping != "none" else None
         self.features = self.vec.reset(tr.seed)
         n = ctx.n_features
         # transitions for the model
@@ -189,8 +187,8 @@ class Mpc:
                 ended = (self.done_model(((s - n["mu"]) / n["sd"]).reshape(1, -1, self.obs_dim))
                          .view(e, -1) > 0).to(_F)
                 alive = alive * (1.0 - ended)
-            if self.potential is not None:
-                phi = torch.as_tensor(self.potential(s.reshape(-1, self.obs_dim).numpy()),
+            if self.vec.potential is not None:  # exploration.shaping's potential
+                phi = torch.as_tensor(self.vec.potential(s.reshape(-1, self.obs_dim).numpy()),
                                       dtype=_F).view(e, -1)
                 value += alive * discount[h] * ex.shaping_scale * phi
             value = value.view(e, b, p // e).permute(1, 2, 0).reshape(b, p)
